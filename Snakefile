@@ -1,0 +1,24 @@
+# wavefold: a Kaggle audio competition from download to folds (training and submission follow).
+#
+# Paths say what they hold: resources/<dataset>/ is what was retrieved (archives, extracted audio;
+# <dataset> is the competition, or demo-<size>-seed<seed>), results/<stage>/ what was computed,
+# logs/<rule>.log and benchmarks/<rule>.tsv how each step went.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/audio.smk"
+include: "rules/folds.smk"
+
+
+rule all:
+    input:
+        rules.folds.output,
+    default_target: True

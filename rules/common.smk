@@ -1,0 +1,53 @@
+# The Python of the Snakemake layer: config validation, constants, path helpers, input and params
+# functions. No rules here.
+
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../config/schema.yaml")
+
+SOURCE = config["source"]
+COMPETITION = config["competition"]
+SEED = config["seed"]
+
+# What was retrieved lives under resources/<dataset>/: the demo's name says its size and seed, so
+# that demos of different sizes never overwrite each other.
+if SOURCE == "demo":
+    DATASET = f"demo-{config['demo']['size']}-seed{SEED}"
+else:
+    DATASET = COMPETITION
+RESOURCES = f"resources/{DATASET}"
+ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_submission.7z")]
+
+PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
+
+
+wildcard_constraints:
+    fold=r"\d+",
+
+
+def package_files(*modules):
+    """The package modules a rule runs, as inputs: Snakemake does not track imports, so editing
+    one of these re-runs the rule."""
+    return [str(PACKAGE / f"{module}.py") for module in modules]
+
+
+def get_download_input(wildcards):
+    """What the download step reads: the generated demo zip, the user's local archives, or nothing."""
+    if SOURCE == "demo":
+        return {"demo_zip": f"{RESOURCES}/download/{COMPETITION}.zip"}
+    if SOURCE == "kaggle":
+        return {}
+    path = Path(SOURCE).expanduser()
+    if path.is_file():
+        return {"local": str(path)}
+    if path.is_dir():
+        return {"local": sorted(str(p) for p in path.glob("*") if p.suffix in (".zip", ".7z"))}
+    return {}  # the download step explains what it expected
+
+
+def get_audio_policy():
+    """The audio settings, as the params of every step that reads audio."""
+    return dict(config["audio"])

@@ -1,0 +1,23 @@
+rule folds:
+    """Speaker-grouped, stratified folds, and silence examples cut from each fold's own noise."""
+    input:
+        train=rules.index.output.train,
+        noise_table=rules.cache_audio.output.noise_table,
+        code=package_files("folds"),
+    output:
+        folds="results/folds/folds.csv",
+        silence="results/folds/silence.csv",
+        noise_segments="results/folds/noise_segments.csv",
+        summary="results/folds/summary.csv",
+    params:
+        n_folds=config["folds"]["n_folds"],
+        silence_share=config["folds"]["silence_share"],
+        seed=SEED,
+        clip_samples=int(round(config["audio"]["sample_rate"] * config["audio"]["clip_seconds"])),
+    log:
+        "logs/folds.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/folds.py"

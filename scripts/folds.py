@@ -1,0 +1,21 @@
+"""Rule folds: speaker-grouped stratified folds, fold-owned noise stretches and silence examples."""
+
+import pandas as pd
+
+from wavefold import folds
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "folds") as log:
+    p, out = snakemake.params, snakemake.output
+    train = pd.read_csv(snakemake.input.train)
+    table = train[["id", "word", "label", "speaker"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
+    segments = folds.noise_segments(pd.read_csv(snakemake.input.noise_table), p.n_folds, p.clip_samples)
+    per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share)
+    silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed)
+    folds.check_no_leakage(table, segments, silence, p.clip_samples)
+    summary = folds.summary(table, silence)
+    table.to_csv(out.folds, index=False)
+    silence.to_csv(out.silence, index=False)
+    segments.to_csv(out.noise_segments, index=False)
+    summary.to_csv(out.summary)
+    log.info("fold summary (clips per label, speakers):\n%s", summary.to_string())

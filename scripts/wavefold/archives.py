@@ -1,0 +1,107 @@
+"""The competition's archive formats: ``.7z`` archives (py7zr) inside a Kaggle download ``.zip``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import py7zr
+
+log = logging.getLogger(__name__)
+
+#: The archives the TensorFlow Speech Recognition Challenge ships, and what each one unpacks to.
+COMPETITION_ARCHIVES = ("train.7z", "test.7z", "sample_submission.7z")
+
+#: A fixed timestamp for files packed by the demo, so that the same seed gives the same archives.
+FIXED_MTIME = 1_500_000_000
+
+
+class ArchiveError(RuntimeError):
+    """An archive that is missing, truncated or corrupt; the message names the file and the fix."""
+
+
+def pack_7z(source_dir: Path, archive: Path, members: list[str]) -> None:
+    """Pack ``members`` (paths relative to ``source_dir``) into a .7z archive, as the competition does."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(archive.name + ".partial")
+    for member in members:
+        os.utime(source_dir / member, (FIXED_MTIME, FIXED_MTIME))
+        for root, dirs, files in os.walk(source_dir / member):
+            for name in files + dirs:
+                os.utime(os.path.join(root, name), (FIXED_MTIME, FIXED_MTIME))
+    with py7zr.SevenZipFile(partial, "w") as seven:
+        for member in sorted(members):
+            seven.writeall(source_dir / member, arcname=member)
+    partial.replace(archive)
+
+
+def check_7z(archive: Path) -> None:
+    """Raise :class:`ArchiveError` unless ``archive`` is a complete, uncorrupted .7z file."""
+    try:
+        with py7zr.SevenZipFile(archive, "r") as seven:
+            failed = seven.testzip()
+    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, EOFError, OSError, KeyError) as error:
+        raise ArchiveError(
+            f"{archive} is not a complete 7z archive ({error}). It was probably cut off while it was "
+            f"copied or downloaded: delete it and run the workflow again."
+        ) from error
+    if failed:
+        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check. Delete the archive and download it again.")
+
+
+def extract_7z(archive: Path, destination: Path) -> None:
+    """Unpack a .7z archive into ``destination``."""
+    check_7z(archive)
+    destination.mkdir(parents=True, exist_ok=True)
+    with py7zr.SevenZipFile(archive, "r") as seven:
+        seven.extractall(path=destination)
+
+
+def check_zip(archive: Path) -> None:
+    """Raise :class:`ArchiveError` unless ``archive`` is a complete zip file whose members pass their CRC."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            failed = zipped.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ArchiveError(
+            f"{archive} is not a complete zip file ({error}); a partial download is never used. "
+            f"Delete it and run the workflow again."
+        ) from error
+    if failed:
+        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check. Delete it and download it again.")
+
+
+def unpack_competition_zip(archive: Path, destination: Path) -> list[Path]:
+    """Take the competition's .7z archives out of a Kaggle download zip; returns their paths."""
+    check_zip(archive)
+    with zipfile.ZipFile(archive) as zipped:
+        by_name = {Path(name).name: name for name in zipped.namelist() if not name.endswith("/")}
+        missing = [name for name in COMPETITION_ARCHIVES if name not in by_name]
+        if missing:
+            raise ArchiveError(
+                f"{archive} holds {sorted(by_name)} but not {missing}: expected the competition's download "
+                f"(train.7z, test.7z, sample_submission.7z). Is it the right competition's zip?"
+            )
+        destination.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in COMPETITION_ARCHIVES:
+            target = destination / name
+            with zipped.open(by_name[name]) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink, length=1 << 20)
+            paths.append(target)
+    return paths
+
+
+def pack_competition_zip(archives: list[Path], zip_path: Path) -> None:
+    """Bundle the .7z archives into one zip, the way Kaggle serves a competition's 'Download all'."""
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = zip_path.with_name(zip_path.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as zipped:
+        for path in archives:
+            info = zipfile.ZipInfo(path.name, date_time=(2017, 11, 15, 0, 0, 0))
+            with open(path, "rb") as source, zipped.open(info, "w") as sink:
+                shutil.copyfileobj(source, sink, length=1 << 20)
+    partial.replace(zip_path)

@@ -1,0 +1,150 @@
+"""Audio I/O: read a clip, check it against the competition's format, and bring it into that format.
+
+Every clip goes through :func:`conform`, which returns the clip as int16 samples at the target rate
+and length together with a list of :class:`Problem` s — what was wrong and what the policy did
+about it. The index step keeps the problems, the cache step keeps the samples; both call the same
+function, so what the problems file says is exactly what the cache holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Problem kinds, as written to the problems file.
+UNDECODABLE = "undecodable"
+NOT_WAV = "not_wav"
+EMPTY = "empty"
+SHORT = "short"
+LONG = "long"
+SAMPLE_RATE = "sample_rate"
+CHANNELS = "channels"
+BIT_DEPTH = "bit_depth"
+
+
+@dataclass(frozen=True)
+class AudioPolicy:
+    """What to do with clips that are not 16-bit mono WAV at the target rate and length.
+
+    ``short``: ``pad`` (zeros at the end) or ``reject``; ``long``: ``trim`` (keep the loudest
+    window of the target length) or ``reject``; ``other_rates``: ``resample`` or ``reject``;
+    ``multichannel``: ``downmix`` (mean of the channels) or ``reject``. Other bit depths are always
+    converted to 16 bit. Undecodable, non-WAV and empty files are always rejected.
+    """
+
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    short: str = "pad"
+    long: str = "trim"
+    other_rates: str = "resample"
+    multichannel: str = "downmix"
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @classmethod
+    def from_config(cls, audio_config: dict) -> "AudioPolicy":
+        keys = ("sample_rate", "clip_seconds", "short", "long", "other_rates", "multichannel")
+        return cls(**{key: audio_config[key] for key in keys if key in audio_config})
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    detail: str
+    action: str  # what was done: padded, trimmed, resampled, downmixed, converted, rejected
+
+
+@dataclass
+class ClipReport:
+    """What reading one file found: its format as stored and the problems with it."""
+
+    sample_rate: int = 0
+    channels: int = 0
+    subtype: str = ""
+    frames: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> bool:
+        return any(problem.action == "rejected" for problem in self.problems)
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def read_wav(path) -> tuple[np.ndarray, int, sf._SoundFileInfo]:
+    """Samples as float64 of shape (frames, channels), the rate, and the file's header info."""
+    info = sf.info(str(path))
+    samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    return samples, rate, info
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) to int16; exact for audio that was 16-bit to begin with."""
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def loudest_window(samples: np.ndarray, length: int) -> int:
+    """Start of the window of ``length`` samples with the most energy (a word in a long recording)."""
+    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
+    window_energy = energy[length:] - energy[:-length]
+    return int(np.argmax(window_energy))
+
+
+def conform(path, policy: AudioPolicy, fixed_length: bool = True) -> tuple[np.ndarray | None, ClipReport]:
+    """Read ``path`` and bring it to 16-bit mono at the policy's rate (and length, if ``fixed_length``).
+
+    Returns ``(samples, report)``; ``samples`` is None when the clip is rejected. ``fixed_length``
+    is off for the background-noise recordings, which are long by nature.
+    """
+    report = ClipReport()
+    try:
+        samples, rate, info = read_wav(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+        report.problems.append(Problem(UNDECODABLE, str(error).strip()[:200], "rejected"))
+        return None, report
+
+    report.sample_rate, report.channels, report.subtype, report.frames = rate, info.channels, info.subtype, len(samples)
+    problems = report.problems
+    if info.format != "WAV":
+        problems.append(Problem(NOT_WAV, f"{info.format_info} file with a .wav name", "rejected"))
+    if len(samples) == 0:
+        problems.append(Problem(EMPTY, "no audio frames", "rejected"))
+    if info.channels != 1:
+        action = "downmixed" if policy.multichannel == "downmix" else "rejected"
+        problems.append(Problem(CHANNELS, f"{info.channels} channels", action))
+    if rate != policy.sample_rate:
+        action = "resampled" if policy.other_rates == "resample" else "rejected"
+        problems.append(Problem(SAMPLE_RATE, f"{rate} Hz", action))
+    if info.subtype != "PCM_16":
+        problems.append(Problem(BIT_DEPTH, info.subtype, "converted"))
+    if report.rejected:
+        return None, report
+
+    mono = samples.mean(axis=1)
+    if rate != policy.sample_rate:
+        mono = soxr.resample(mono, rate, policy.sample_rate, quality="HQ")
+
+    if fixed_length:
+        target = policy.clip_samples
+        seconds = f"{len(mono) / policy.sample_rate:.3f} s"
+        if len(mono) < target:
+            action = "padded" if policy.short == "pad" else "rejected"
+            problems.append(Problem(SHORT, seconds, action))
+            if action == "rejected":
+                return None, report
+            mono = np.pad(mono, (0, target - len(mono)))
+        elif len(mono) > target:
+            action = "trimmed" if policy.long == "trim" else "rejected"
+            problems.append(Problem(LONG, seconds, action))
+            if action == "rejected":
+                return None, report
+            start = loudest_window(mono, target)
+            mono = mono[start : start + target]
+    return to_int16(mono), report

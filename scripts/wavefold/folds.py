@@ -1,0 +1,105 @@
+"""Cross-validation folds: stratified, grouped by speaker, with silence cut from fold-owned noise.
+
+Clips come from scikit-learn's ``StratifiedGroupKFold``: a speaker's clips all land in one fold,
+and each fold gets about the same share of every word (hence of every label). The competition has
+no labelled silence; it is cut from the background recordings. Each recording is split into
+``n_folds`` contiguous stretches and each stretch belongs to one fold, so a silence example of a
+validation fold (and, later, the noise mixed into its training side) never shares a sample of
+audio with another fold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from .labels import LABELS
+
+
+class FoldError(ValueError):
+    pass
+
+
+def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
+    """Fold number (0..n_folds-1) of every row of the train manifest."""
+    speakers = train["speaker"].nunique()
+    if speakers < n_folds:
+        raise FoldError(
+            f"folds.n_folds is {n_folds} but the training set has only {speakers} speakers; "
+            f"each fold needs speakers of its own. Lower folds.n_folds."
+        )
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    fold = np.full(len(train), -1, dtype=int)
+    for k, (_train_rows, validation_rows) in enumerate(splitter.split(np.zeros(len(train)), train["word"], train["speaker"])):
+        fold[validation_rows] = k
+    return fold
+
+
+def noise_segments(noise: pd.DataFrame, n_folds: int, min_length: int) -> pd.DataFrame:
+    """Split each recording (``name``, ``start``, ``length`` in the noise cache) into one stretch per fold.
+
+    The stretch order is rotated from one recording to the next, so that no fold always gets the
+    beginnings. Recordings too short to give every fold ``min_length`` samples are left out.
+    """
+    rows = []
+    for index, recording in enumerate(noise.itertuples(index=False)):
+        edges = np.linspace(0, recording.length, n_folds + 1).astype(int)
+        if np.min(np.diff(edges)) < min_length:
+            continue
+        for piece in range(n_folds):
+            rows.append({
+                "name": recording.name, "fold": (piece + index) % n_folds,
+                "start": recording.start + edges[piece], "length": edges[piece + 1] - edges[piece],
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=["name", "fold", "start", "length"])
+
+
+def silence_clips(segments: pd.DataFrame, per_fold: dict[int, int], clip_samples: int, seed: int) -> pd.DataFrame:
+    """Silence examples of each fold, as (start, gain) windows inside that fold's own noise stretches.
+
+    A tenth are digital silence (gain 0); the rest are noise at -40..0 dB, as quiet rooms are.
+    """
+    rng = np.random.default_rng([seed, 7])
+    rows = []
+    for fold, count in sorted(per_fold.items()):
+        own = segments[segments["fold"] == fold].reset_index(drop=True)
+        if own.empty and count:
+            raise FoldError(f"no background noise long enough to cut silence for fold {fold}")
+        weights = own["length"] - clip_samples + 1
+        for i in range(count):
+            seg = own.iloc[rng.choice(len(own), p=weights / weights.sum())]
+            start = int(seg["start"] + rng.integers(0, seg["length"] - clip_samples + 1))
+            gain = 0.0 if rng.random() < 0.1 else float(10 ** (rng.uniform(-40, 0) / 20))
+            rows.append({"id": f"silence/{fold}_{i:05d}", "fold": fold, "noise": seg["name"],
+                         "start": start, "gain": round(gain, 6), "label": "silence"})  # fmt: skip
+    return pd.DataFrame(rows, columns=["id", "fold", "noise", "start", "gain", "label"])
+
+
+def silence_per_fold(fold_sizes: pd.Series, silence_share: float) -> dict[int, int]:
+    """How many silence examples each fold gets so that silence is ``silence_share`` of the fold."""
+    return {int(k): int(round(n * silence_share / (1 - silence_share))) for k, n in fold_sizes.items()}
+
+
+def check_no_leakage(folds: pd.DataFrame, segments: pd.DataFrame, silence: pd.DataFrame, clip_samples: int) -> None:
+    """Raise :class:`FoldError` if a speaker or a stretch of noise sits in two folds."""
+    spread = folds.groupby("speaker")["fold"].nunique()
+    if (spread > 1).any():
+        raise FoldError(f"speakers in several folds: {list(spread[spread > 1].index[:5])}")
+    for clip in silence.itertuples(index=False):
+        own = segments[(segments["fold"] == clip.fold) & (segments["name"] == clip.noise)]
+        inside = (own["start"] <= clip.start) & (clip.start + clip_samples <= own["start"] + own["length"])
+        if not inside.any():
+            raise FoldError(f"silence clip {clip.id} reaches outside the noise of fold {clip.fold}")
+
+
+def summary(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
+    """Clips per fold and label, plus speakers per fold: the table the fold step reports."""
+    table = pd.concat([folds[["fold", "label"]], silence[["fold", "label"]]])
+    counts = table.pivot_table(index="fold", columns="label", aggfunc="size", fill_value=0)
+    counts = counts.reindex(columns=list(LABELS), fill_value=0)
+    counts["clips"] = counts.sum(axis=1)
+    counts["speakers"] = folds.groupby("fold")["speaker"].nunique()
+    counts.loc["all"] = counts.sum()
+    counts.loc["all", "speakers"] = folds["speaker"].nunique()
+    return counts.astype(int)
