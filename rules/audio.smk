@@ -16,6 +16,8 @@ rule extract:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/extract.py"
 
@@ -43,6 +45,8 @@ rule index:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/index_audio.py"
 
@@ -70,5 +74,7 @@ rule cache_audio:
     resources:
         mem_mb=4000,
         runtime=90,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/cache_audio.py"

@@ -18,6 +18,8 @@ rule demo_competition:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/demo_competition.py"
 
@@ -40,5 +42,7 @@ rule download:
     resources:
         mem_mb=1000,
         runtime=240,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/download.py"

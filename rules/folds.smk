@@ -19,5 +19,7 @@ rule folds:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/wavefold.yaml"
     script:
         "../scripts/folds.py"

@@ -23,6 +23,7 @@ LONG = "long"
 SAMPLE_RATE = "sample_rate"
 CHANNELS = "channels"
 BIT_DEPTH = "bit_depth"
+TRUNCATED = "truncated"
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,24 @@ def read_wav(path) -> tuple[np.ndarray, int, sf._SoundFileInfo]:
     return samples, rate, info
 
 
+def declared_frames(path, info) -> int | None:
+    """Frames the WAV header's data chunk announces (libsndfile silently reports what is there instead).
+
+    A larger number than the file holds means the file was cut off, e.g. by an interrupted copy.
+    """
+    if info.format != "WAV" or not info.subtype.startswith(("PCM", "FLOAT")):
+        return None
+    with open(path, "rb") as wav:
+        head = wav.read(4096)
+    at = head.find(b"data", 12)
+    if at < 0:
+        return None
+    data_bytes = int.from_bytes(head[at + 4 : at + 8], "little")
+    bytes_per_frame = info.channels * {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
+                                       "FLOAT": 4, "DOUBLE": 8}.get(info.subtype, 0)  # fmt: skip
+    return data_bytes // bytes_per_frame if bytes_per_frame and data_bytes < 0xFFFFFFF0 else None
+
+
 def to_int16(samples: np.ndarray) -> np.ndarray:
     """Float samples in [-1, 1) to int16; exact for audio that was 16-bit to begin with."""
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
@@ -114,6 +133,9 @@ def conform(path, policy: AudioPolicy, fixed_length: bool = True) -> tuple[np.nd
     problems = report.problems
     if info.format != "WAV":
         problems.append(Problem(NOT_WAV, f"{info.format_info} file with a .wav name", "rejected"))
+    declared = declared_frames(path, info)
+    if declared is not None and declared > len(samples):
+        problems.append(Problem(TRUNCATED, f"header announces {declared} frames, file holds {len(samples)}", "kept what is there"))
     if len(samples) == 0:
         problems.append(Problem(EMPTY, "no audio frames", "rejected"))
     if info.channels != 1:

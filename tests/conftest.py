@@ -1,0 +1,60 @@
+"""Shared fixtures: the tiny demo competition (made once per session) and a runner for the real snakemake."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COMPETITION = "tensorflow-speech-recognition-challenge"
+SEED = 42
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> Path:
+    """A folder with the tiny demo's download zip and hidden solution (seed 42, as the DAG tests use)."""
+    from wavefold import demo
+
+    out = tmp_path_factory.mktemp("tiny-demo")
+    demo.generate(out, "tiny", SEED, COMPETITION, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_extracted(tiny_demo, tmp_path_factory) -> Path:
+    """The tiny demo, unpacked: train/, test/, sample_submission.csv."""
+    from wavefold import archives, sources
+
+    root = tmp_path_factory.mktemp("tiny-extracted")
+    archives.unpack_competition_zip(tiny_demo / f"{COMPETITION}.zip", root)
+    sources.extract(root, root)
+    return root
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the real snakemake on this repository's workflow in ``workdir``; output is captured."""
+    command = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(REPO / "config" / "config.yaml"),
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+    environment = dict(os.environ if env is None else env)
+    environment["PATH"] = f"{Path(sys.executable).parent}:{environment.get('PATH', '')}"
+    return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def output_of(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
