@@ -30,10 +30,15 @@ EXPECTED = {
 }
 
 
-def write_bad_clips(folder: Path, prefix: str = "") -> dict[str, Path]:
+def clip_name(case: str) -> str:
+    """A training-set name for a case: speaker 0badbad0, the case's position as repeat number."""
+    return f"0badbad0_nohash_{list(EXPECTED).index(case)}.wav"
+
+
+def write_bad_clips(folder: Path, dataset_names: bool = False) -> dict[str, Path]:
     """Write one file per case of :data:`EXPECTED` into ``folder``; returns case -> path."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {case: folder / f"{prefix}{case}.wav" for case in EXPECTED}
+    paths = {case: folder / (clip_name(case) if dataset_names else f"{case}.wav") for case in EXPECTED}
     sf.write(paths["truncated"], _tone(1.0), RATE, subtype="PCM_16")
     data = paths["truncated"].read_bytes()
     paths["truncated"].write_bytes(data[: len(data) // 2])

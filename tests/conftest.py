@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 COMPETITION = "tensorflow-speech-recognition-challenge"
@@ -36,13 +37,21 @@ def tiny_extracted(tiny_demo, tmp_path_factory) -> Path:
     return root
 
 
-def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the real snakemake on this repository's workflow in ``workdir``; output is captured."""
+def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run the real snakemake on this repository's workflow in ``workdir``; output is captured.
+
+    ``config`` is written to a file laid over config/config.yaml (``--config`` would pass nested
+    numbers as strings).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    overlay = workdir / "test-config.yaml"
+    overlay.write_text(yaml.safe_dump(config or {}))
     command = [
         str(Path(sys.executable).with_name("snakemake")),
         "-s", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "config.yaml"),
+        "--configfile", str(REPO / "config" / "config.yaml"), str(overlay),
         "--cores", "2",
         *args,
     ]  # fmt: skip

@@ -29,7 +29,7 @@ class KaggleStub:
     key: str = "0123456789abcdef0123456789abcdef"
     files: dict[str, Path] = field(default_factory=dict)  # competition -> its download zip
     failures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-    truncate_downloads: bool = False
+    truncate_downloads: int = 0  # how many of the next file downloads break off halfway
     calls: list[str] = field(default_factory=list)
 
     def fail(self, method: str, code: int, message: str, times: int = 1) -> None:
@@ -105,7 +105,10 @@ class KaggleStub:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 # A dropped connection: the client gets fewer bytes than Content-Length announced.
-                self.wfile.write(data[: len(data) // 2] if stub.truncate_downloads else data)
+                if stub.truncate_downloads > 0:
+                    stub.truncate_downloads -= 1
+                    data = data[: len(data) // 2]
+                self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

@@ -74,6 +74,12 @@ def explain(error: Exception, competition: str) -> tuple[str, bool]:
         if status in RETRYABLE_STATUS:
             return f"Kaggle answered {status}: {message}", True
         return f"Kaggle answered {status}: {message}", False
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return (
+            f"the download was cut off ({error}) after the Kaggle client's own retries; the partial file "
+            f"was discarded. Check the network (or disk space) and run the workflow again",
+            False,
+        )
     if isinstance(error, (requests.ConnectionError, requests.Timeout)):
         return f"could not reach Kaggle: {error}", True
     return f"{type(error).__name__}: {error}", False

@@ -1,0 +1,149 @@
+"""The real snakemake runs the DAG to the folds: on the tiny demo, on a local archive with bad audio, on a wrong layout."""
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from bad_audio import EXPECTED, clip_name, write_bad_clips
+from conftest import COMPETITION, REPO, output_of, snakemake
+from wavefold import archives
+from wavefold.labels import LABELS
+
+TINY = {"demo": {"size": "tiny"}}
+
+
+def jobs_planned(result) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    text = output_of(result)
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("Job stats:")[1].split("total")[0]
+    return set(re.findall(r"^(\w+)\s+\d+\s*$", table, flags=re.M))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dag")
+    result = snakemake(workdir, config=TINY)
+    assert result.returncode == 0, output_of(result)
+    return workdir
+
+
+def test_demo_dag_reaches_the_folds(demo_run):
+    index = pd.read_csv(demo_run / "results/index/train.csv")
+    test_index = pd.read_csv(demo_run / "results/index/test.csv")
+    train = np.load(demo_run / "results/cache/train.npy", mmap_mode="r")
+    test = np.load(demo_run / "results/cache/test.npy", mmap_mode="r")
+    assert train.dtype == np.int16 and train.shape == (len(index), 16000)
+    assert test.shape == (len(test_index), 16000) and test_index["usable"].all()
+    # The cache holds exactly the decoded WAV, row for row.
+    root = next((demo_run / "resources").glob("demo-tiny-seed42"))
+    for row in (0, len(index) // 2, len(index) - 1):
+        samples, _ = sf.read(root / index.loc[row, "path"], dtype="int16")
+        np.testing.assert_array_equal(train[row, : len(samples)], samples)
+    folds = pd.read_csv(demo_run / "results/folds/folds.csv")
+    assert folds["id"].tolist() == index["id"].tolist() and set(folds["fold"]) == set(range(5))
+    assert (folds.groupby("speaker")["fold"].nunique() == 1).all()
+    summary = pd.read_csv(demo_run / "results/folds/summary.csv", index_col=0)
+    assert list(summary.columns[: len(LABELS)]) == list(LABELS)
+    assert (summary.loc[[str(k) for k in range(5)], "silence"] > 0).all()
+    assert (root / "solution.csv").is_file()
+    for rule in ("demo_competition", "download", "extract", "index", "cache_audio", "folds"):
+        assert (demo_run / "logs" / f"{rule}.log").is_file()
+    assert "fold summary" in (demo_run / "logs/folds.log").read_text()
+
+
+def test_noise_of_each_fold_is_its_own(demo_run):
+    segments = pd.read_csv(demo_run / "results/folds/noise_segments.csv")
+    silence = pd.read_csv(demo_run / "results/folds/silence.csv")
+    noise = np.load(demo_run / "results/cache/noise.npy", mmap_mode="r")
+    owner = np.full(len(noise), -1)
+    for seg in segments.itertuples():
+        assert (owner[seg.start : seg.start + seg.length] == -1).all()  # stretches do not overlap
+        owner[seg.start : seg.start + seg.length] = seg.fold
+    for clip in silence.itertuples():
+        assert (owner[clip.start : clip.start + 16000] == clip.fold).all()
+
+
+def test_second_run_does_nothing(demo_run):
+    result = snakemake(demo_run, config=TINY)
+    assert result.returncode == 0 and "Nothing to be done" in output_of(result), output_of(result)
+
+
+def test_changing_the_fold_count_reruns_only_the_folds(demo_run):
+    config = {**TINY, "folds": {"n_folds": 3}}
+    assert jobs_planned(snakemake(demo_run, "--dry-run", config=config)) == {"folds", "all"}
+    cache_mtime = (demo_run / "results/cache/train.npy").stat().st_mtime
+    result = snakemake(demo_run, config=config)
+    assert result.returncode == 0, output_of(result)
+    assert set(pd.read_csv(demo_run / "results/folds/folds.csv")["fold"]) == {0, 1, 2}
+    assert (demo_run / "results/cache/train.npy").stat().st_mtime == cache_mtime
+
+
+def test_editing_a_module_reruns_its_rules(demo_run):
+    # Snakemake compares checksums of small inputs when their mtime changes: only a real edit counts.
+    module = REPO / "scripts" / "wavefold" / "index.py"
+    original, before = module.read_bytes(), module.stat()
+    try:
+        module.write_bytes(original + b"\n# an edit\n")
+        planned = jobs_planned(snakemake(demo_run, "--dry-run", config=TINY))
+    finally:
+        module.write_bytes(original)
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert planned == {"index", "cache_audio", "folds", "all"}
+
+
+def repack(extracted, out_dir):
+    """Archive an extracted competition folder as Kaggle's download zip."""
+    staging = out_dir / "archives"
+    archives.pack_7z(extracted, staging / "train.7z", ["train"])
+    archives.pack_7z(extracted, staging / "test.7z", ["test"])
+    archives.pack_7z(extracted, staging / "sample_submission.7z", ["sample_submission.csv"])
+    zip_path = out_dir / f"{COMPETITION}.zip"
+    archives.pack_competition_zip([staging / n for n in archives.COMPETITION_ARCHIVES], zip_path)
+    return zip_path
+
+
+def test_bad_audio_in_a_local_archive_gets_the_documented_outcomes(tiny_extracted, tmp_path):
+    competition = shutil.copytree(tiny_extracted, tmp_path / "competition")
+    write_bad_clips(competition / "train" / "audio" / "yes", dataset_names=True)
+    (competition / "test" / "audio" / "clip_00000000b.wav").write_text("not audio")
+    (competition / "train" / "audio" / "yes" / "notes.txt").write_text("stray file")
+    zip_path = repack(competition, tmp_path)
+
+    workdir = tmp_path / "work"
+    result = snakemake(workdir, config={"source": str(zip_path)})
+    assert result.returncode == 0, output_of(result)
+    problems = pd.read_csv(workdir / "results/index/problems.csv")
+    train = pd.read_csv(workdir / "results/index/train.csv")
+    for case, (kinds, rejected) in EXPECTED.items():
+        path = f"train/audio/yes/{clip_name(case)}"
+        assert set(problems.loc[problems["path"] == path, "problem"]) == kinds, case
+        assert (f"yes/{clip_name(case)}" in set(train["id"])) != rejected, case
+    assert "skipped" in set(problems.loc[problems["path"].str.endswith("notes.txt"), "action"])
+    test = pd.read_csv(workdir / "results/index/test.csv")
+    broken = test["fname"] == "clip_00000000b.wav"
+    assert not test.loc[broken, "usable"].item()
+    assert not np.load(workdir / "results/cache/test.npy", mmap_mode="r")[broken.to_numpy()].any()
+    log = (workdir / "logs/index.log").read_text()
+    assert "train empty -> rejected: 1" in log and "train not_wav -> rejected: 1" in log
+
+
+def test_wrong_layout_fails_early_and_says_what_was_expected(tiny_extracted, tmp_path):
+    competition = shutil.copytree(tiny_extracted, tmp_path / "competition")
+    shutil.rmtree(competition / "train" / "audio" / "sheila")
+    zip_path = repack(competition, tmp_path)
+    result = snakemake(tmp_path / "work", config={"source": str(zip_path)})
+    assert result.returncode != 0
+    assert "not laid out like the TensorFlow Speech Recognition Challenge" in output_of(result)
+    assert "sheila" in output_of(result)
+
+
+def test_a_source_that_does_not_exist_is_named(tmp_path):
+    result = snakemake(tmp_path / "work", config={"source": str(tmp_path / "missing.zip")})
+    assert result.returncode != 0 and "missing.zip does not exist" in output_of(result)
