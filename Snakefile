@@ -19,6 +19,6 @@ include: "rules/folds.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.folds.output,
-    default_target: True

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../config/schema.yaml")
 
 SOURCE = config["source"]
@@ -24,12 +23,8 @@ ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_su
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 
 
-wildcard_constraints:
-    fold=r"\d+",
-
-
 def package_files(*modules):
-    """The package modules a rule runs, as inputs: Snakemake does not track imports, so editing
+    """The package modules a step runs, as inputs. Snakemake does not track imports, so editing
     one of these re-runs the rule."""
     return [str(PACKAGE / f"{module}.py") for module in modules]
 

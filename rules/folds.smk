@@ -1,5 +1,5 @@
+# Speaker-grouped, stratified folds, and silence examples cut from each fold's own noise.
 rule folds:
-    """Speaker-grouped, stratified folds, and silence examples cut from each fold's own noise."""
     input:
         train=rules.index.output.train,
         noise_table=rules.cache_audio.output.noise_table,
@@ -9,17 +9,17 @@ rule folds:
         silence="results/folds/silence.csv",
         noise_segments="results/folds/noise_segments.csv",
         summary="results/folds/summary.csv",
+    log:
+        "logs/folds.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         n_folds=config["folds"]["n_folds"],
         silence_share=config["folds"]["silence_share"],
         seed=SEED,
         clip_samples=int(round(config["audio"]["sample_rate"] * config["audio"]["clip_seconds"])),
-    log:
-        "logs/folds.log",
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/wavefold.yaml"
     script:
         "../scripts/folds.py"

@@ -9,7 +9,8 @@ from wavefold.audio import AudioPolicy
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "cache_audio") as log:
-    root, inp, out = Path(snakemake.params.root), snakemake.input, snakemake.output
+    inp, out = snakemake.input, snakemake.output
+    root = Path(inp.train_audio).parent  # the extracted competition
     policy = AudioPolicy.from_config(snakemake.params.audio)
     for split in ("train", "test"):
         paths = pd.read_csv(inp[split])["path"].tolist()

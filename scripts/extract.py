@@ -6,6 +6,6 @@ from wavefold import sources
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "extract") as log:
-    root = Path(snakemake.params.root)
+    root = Path(snakemake.input.archives[0]).parent
     sources.extract(root, root)
     log.info("extracted into %s", root)

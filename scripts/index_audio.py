@@ -7,7 +7,7 @@ from wavefold.audio import AudioPolicy
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "index") as log:
-    root, out = Path(snakemake.params.root), snakemake.output
+    root, out = Path(snakemake.input.train).parent, snakemake.output
     policy = AudioPolicy.from_config(snakemake.params.audio)
     train, noise, train_problems = index.index_train(root, policy, snakemake.threads)
     test, test_problems = index.index_test(root, policy, snakemake.threads)

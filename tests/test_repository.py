@@ -1,0 +1,74 @@
+"""The repository's own promises: pins agree everywhere, the Snakemake layer is formatted and lint-free."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def pins(lines) -> dict[str, str]:
+    found = {}
+    for line in lines:
+        match = re.match(r"^\s*([A-Za-z0-9_.\-]+)==([^\s#]+)", line)
+        if match:
+            found[match[1].lower().replace("_", "-")] = match[2]
+    return found
+
+
+def test_every_requirement_is_pinned_exactly():
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (REPO / name).read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "-r")):
+                assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.+]+", line), f"{name}: {line!r} is not an exact pin"
+
+
+def test_conda_env_matches_the_pins():
+    requirements = pins((REPO / "requirements.txt").read_text().splitlines())
+    env = yaml.safe_load((REPO / "envs" / "wavefold.yaml").read_text())
+    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert pins(pip_section) == requirements
+
+
+def test_lock_agrees_with_the_pins_and_the_environment():
+    lock = pins((REPO / "requirements.lock").read_text().splitlines())
+    for name, version in pins((REPO / "requirements-dev.txt").read_text().splitlines()).items():
+        assert lock.get(name) == version, name
+    for name, version in pins((REPO / "requirements.txt").read_text().splitlines()).items():
+        assert lock.get(name) == version, name
+    from importlib.metadata import version as installed
+
+    for name in ("torch", "torchaudio", "snakemake", "kaggle", "py7zr"):
+        assert installed(name).split("+")[0] == lock[name], f"{name}: installed {installed(name)}, locked {lock[name]}"
+
+
+def test_snakemake_layer_is_formatted():
+    result = subprocess.run([str(BIN / "snakefmt"), "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    result = subprocess.run(
+        [str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(REPO / "config" / "config.yaml")],
+        capture_output=True, text=True, env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
+
+
+def test_config_schema_fills_defaults_and_rejects_typos(tmp_path):
+    base = ["-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--dry-run"]
+    (tmp_path / "c.yaml").write_text("folds: {n_fold: 3}\n")
+    result = subprocess.run([str(BIN / "snakemake"), *base, "--configfile", str(tmp_path / "c.yaml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0 and "n_fold" in result.stdout + result.stderr
+    (tmp_path / "c.yaml").write_text("demo: {size: tiny}\n")
+    result = subprocess.run([str(BIN / "snakemake"), *base, "--configfile", str(tmp_path / "c.yaml")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
