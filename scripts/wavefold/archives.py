@@ -18,6 +18,10 @@ COMPETITION_ARCHIVES = ("train.7z", "test.7z", "sample_submission.7z")
 #: A fixed timestamp for files packed by the demo, so that the same seed gives the same archives.
 FIXED_MTIME = 1_500_000_000
 
+#: LZMA2 at a light preset: the same .7z format as the competition's, packed several times faster
+#: than py7zr's default (audio barely compresses further at higher presets).
+FAST_LZMA2 = [{"id": py7zr.FILTER_LZMA2, "preset": 1}]
+
 
 class ArchiveError(RuntimeError):
     """An archive that is missing, truncated or corrupt; the message names the file and the fix."""
@@ -32,7 +36,7 @@ def pack_7z(source_dir: Path, archive: Path, members: list[str]) -> None:
         for root, dirs, files in os.walk(source_dir / member):
             for name in files + dirs:
                 os.utime(os.path.join(root, name), (FIXED_MTIME, FIXED_MTIME))
-    with py7zr.SevenZipFile(partial, "w") as seven:
+    with py7zr.SevenZipFile(partial, "w", filters=FAST_LZMA2) as seven:
         for member in sorted(members):
             seven.writeall(source_dir / member, arcname=member)
     partial.replace(archive)
