@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -81,9 +82,13 @@ def extract(archive_dir: Path, destination: Path) -> None:
     with tempfile.TemporaryDirectory(dir=destination, prefix=".extract-") as tmp:
         staging = Path(tmp)
         for name in archives.COMPETITION_ARCHIVES:
-            log.info("extracting %s", archive_dir / name)
+            started = time.perf_counter()
             archives.extract_7z(archive_dir / name, staging)
+            log.info("extracted %s in %.1f s", archive_dir / name, time.perf_counter() - started)
         check_layout(staging)
+        train_clips = sum(1 for _ in (staging / "train" / "audio").glob("*/*.wav"))
+        test_clips = sum(1 for _ in (staging / "test" / "audio").glob("*.wav"))
+        log.info("layout ok: %d train .wav files (noise included), %d test clips", train_clips, test_clips)
         for item in ("train", "test", "sample_submission.csv"):
             target = destination / item
             if target.is_dir():
