@@ -1,0 +1,136 @@
+"""Augmentation on the training device: whole batches at once, no Python per clip, all seeded.
+
+Waveform stage (before features): random time shift, random gain, background noise at a random
+SNR (noise from the fold's own training side only). Feature stage: SpecAugment time and frequency
+masks. Label stage: mixup. Everything is off at validation and test time (the caller simply does
+not call these). Every random draw takes an explicit ``torch.Generator``, so a job's augmentation
+depends on its seed only, not on what else ran in the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    time_shift_ms: float = 100.0  # shift by up to this much either way, zero-filled
+    gain_db: float = 6.0  # random gain in [-gain_db, +gain_db]
+    noise_probability: float = 0.8  # share of clips that get background noise
+    snr_db_min: float = 0.0
+    snr_db_max: float = 25.0
+    freq_masks: int = 2  # SpecAugment
+    freq_mask_width: int = 7
+    time_masks: int = 2
+    time_mask_width: int = 12
+    mixup_alpha: float = 0.0  # 0: off; else lambda ~ Beta(alpha, alpha)
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "AugmentSettings":
+        unknown = set(settings) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown augmentation settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**settings)
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def time_shift(wave: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each clip by its own random number of samples in [-max_shift, max_shift], zero-filled."""
+    if max_shift <= 0:
+        return wave
+    batch, samples = wave.shape
+    shift = torch.randint(-max_shift, max_shift + 1, (batch, 1), generator=generator, device=wave.device)
+    source = torch.arange(samples, device=wave.device).unsqueeze(0) - shift
+    inside = (source >= 0) & (source < samples)
+    return torch.gather(wave, 1, source.clamp(0, samples - 1)) * inside
+
+
+def random_gain(wave: torch.Tensor, gain_db: float, generator: torch.Generator) -> torch.Tensor:
+    if gain_db <= 0:
+        return wave
+    db = _uniform(wave.shape[0], -gain_db, gain_db, generator, wave.device)
+    return wave * (10 ** (db / 20)).unsqueeze(1)
+
+
+def noise_windows(noise: torch.Tensor, count: int, samples: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` random windows of ``samples`` from a 1-D noise tensor (already on the device)."""
+    starts = torch.randint(0, len(noise) - samples + 1, (count, 1), generator=generator, device=noise.device)
+    return noise[starts + torch.arange(samples, device=noise.device)]
+
+
+def add_noise(wave: torch.Tensor, noise: torch.Tensor, settings: AugmentSettings, generator: torch.Generator) -> torch.Tensor:
+    """Mix background noise into a random share of clips at an SNR drawn in [snr_db_min, snr_db_max].
+
+    Clips with (almost) no signal, i.e. silence examples, get the noise at a random level instead.
+    """
+    batch, samples = wave.shape
+    if settings.noise_probability <= 0 or len(noise) < samples:
+        return wave
+    windows = noise_windows(noise, batch, samples, generator).to(wave.dtype)
+    snr = _uniform(batch, settings.snr_db_min, settings.snr_db_max, generator, wave.device)
+    signal_power = wave.pow(2).mean(1)
+    noise_power = windows.pow(2).mean(1).clamp_min(1e-10)
+    scale = torch.sqrt(signal_power / noise_power / 10 ** (snr / 10))
+    quiet = signal_power < 1e-8
+    scale = torch.where(quiet, _uniform(batch, 0.0, 0.3, generator, wave.device), scale)
+    chosen = torch.rand(batch, generator=generator, device=wave.device) < settings.noise_probability
+    return wave + windows * (scale * chosen).unsqueeze(1)
+
+
+def _masks(count: int, width: int, size: int, batch: int, generator: torch.Generator, device) -> torch.Tensor:
+    """(batch, size) boolean: ``count`` random bands of width < ``width`` per clip."""
+    positions = torch.arange(size, device=device).unsqueeze(0)
+    masked = torch.zeros(batch, size, dtype=torch.bool, device=device)
+    for _ in range(count):  # a loop over masks (2-3), never over clips
+        w = torch.randint(0, max(1, width), (batch, 1), generator=generator, device=device)
+        start = (torch.rand(batch, 1, generator=generator, device=device) * (size - w).clamp_min(1)).long()
+        masked |= (positions >= start) & (positions < start + w)
+    return masked
+
+
+def spec_augment(features: torch.Tensor, settings: AugmentSettings, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment masks on (batch, 1, freq, time) features, filled with each clip's mean.
+
+    Our own few lines rather than torchaudio's ``mask_along_axis_iid``: that one draws from the
+    global RNG, which would make a job's augmentation depend on everything else the process did.
+    """
+    if features.dim() != 4:
+        return features  # waveform models: no spectrogram to mask
+    batch, _, freq, time = features.shape
+    freq_mask = _masks(settings.freq_masks, settings.freq_mask_width, freq, batch, generator, features.device)
+    time_mask = _masks(settings.time_masks, settings.time_mask_width, time, batch, generator, features.device)
+    mask = (freq_mask[:, None, :, None] | time_mask[:, None, None, :])
+    fill = features.mean(dim=(1, 2, 3), keepdim=True)
+    return torch.where(mask, fill, features)
+
+
+def mixup(inputs: torch.Tensor, targets: torch.Tensor, alpha: float, generator: torch.Generator):
+    """Mix each clip with another of the batch; ``targets`` are class probabilities (batch, classes)."""
+    if alpha <= 0:
+        return inputs, targets
+    batch = inputs.shape[0]
+    # torch's Beta sampler takes no generator: draw lambda with numpy, from a seed our generator gives.
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device).item())
+    lam = torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=batch).astype(np.float32))
+    lam = torch.maximum(lam, 1 - lam).to(inputs.device)  # the clip keeps the larger share, and its label
+    order = torch.randperm(batch, generator=generator, device=generator.device).to(inputs.device)
+    shape = (-1,) + (1,) * (inputs.dim() - 1)
+    mixed_inputs = lam.view(shape) * inputs + (1 - lam.view(shape)) * inputs[order]
+    mixed_targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[order]
+    return mixed_inputs, mixed_targets
+
+
+def augment_waveforms(wave: torch.Tensor, noise: torch.Tensor | None, settings: AugmentSettings, sample_rate: int,
+                      generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """The waveform stage in order: shift, gain, noise."""
+    wave = time_shift(wave, int(sample_rate * settings.time_shift_ms / 1000), generator)
+    wave = random_gain(wave, settings.gain_db, generator)
+    if noise is not None:
+        wave = add_noise(wave, noise, settings, generator)
+    return wave

@@ -1,0 +1,74 @@
+"""Features on the training device (torchaudio): log-mel, MFCC, or the raw waveform for 1-D models.
+
+The cache holds int16 samples; a batch goes to the device as int16 (half the bytes of float32
+over PCIe) and becomes float and features there, so the CPU never touches a spectrogram.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    sample_rate: int = 16000
+    n_mels: int = 40
+    n_mfcc: int = 40
+    window_ms: float = 30.0
+    hop_ms: float = 10.0
+    f_min: float = 20.0
+    f_max: float | None = 7600.0
+    normalise: str = "instance"  # instance: zero mean, unit variance per clip | none
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "FeatureSettings":
+        unknown = set(settings) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown feature settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**settings)
+
+
+def int16_to_float(batch: torch.Tensor) -> torch.Tensor:
+    return batch.float() / 32768.0
+
+
+class FrontEnd(nn.Module):
+    """(batch, samples) float waveform -> the input of a model of the given kind."""
+
+    def __init__(self, kind: str, settings: FeatureSettings = FeatureSettings()):
+        super().__init__()
+        self.kind, self.settings = kind, settings
+        win = int(settings.sample_rate * settings.window_ms / 1000)
+        hop = int(settings.sample_rate * settings.hop_ms / 1000)
+        n_fft = 1 << (win - 1).bit_length()
+        mel = dict(n_fft=n_fft, win_length=win, hop_length=hop, f_min=settings.f_min, f_max=settings.f_max,
+                   n_mels=settings.n_mels, center=True, power=2.0)  # fmt: skip
+        if kind == "logmel":
+            self.transform = torchaudio.transforms.MelSpectrogram(sample_rate=settings.sample_rate, **mel)
+        elif kind == "mfcc":
+            self.transform = torchaudio.transforms.MFCC(
+                sample_rate=settings.sample_rate, n_mfcc=settings.n_mfcc, log_mels=True, melkwargs=mel
+            )
+        elif kind == "waveform":
+            self.transform = None
+        else:
+            raise ValueError(f"unknown input kind {kind!r}")
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if self.transform is None:
+            x = wave.unsqueeze(1)
+        else:
+            # Spectrograms in float32 even under autocast: the log of tiny powers needs the range.
+            with torch.autocast(device_type=wave.device.type, enabled=False):
+                x = self.transform(wave.float())
+                if self.kind == "logmel":
+                    x = torch.log(x + 1e-6)
+            x = x.unsqueeze(1)
+        if self.settings.normalise == "instance":
+            dims = tuple(range(2, x.dim()))
+            x = (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + 1e-5)
+        return x

@@ -1,0 +1,58 @@
+import torch
+
+from wavefold import augment
+from wavefold.augment import AugmentSettings
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_time_shift_moves_each_clip_and_zero_fills():
+    wave = torch.arange(1, 101, dtype=torch.float32).repeat(8, 1)
+    shifted = augment.time_shift(wave, 10, gen())
+    for row in shifted:
+        nonzero = row[row != 0]
+        assert len(nonzero) >= 90
+        assert torch.all(nonzero[1:] - nonzero[:-1] == 1)  # a contiguous piece of the original
+    assert not torch.equal(shifted[0], shifted[1]) or not torch.equal(shifted[2], shifted[3])
+
+
+def test_same_seed_same_augmentation_different_seed_different():
+    wave = torch.randn(16, 16000)
+    noise = torch.randn(100_000)
+    settings = AugmentSettings()
+    a = augment.augment_waveforms(wave, noise, settings, 16000, gen(1))
+    b = augment.augment_waveforms(wave, noise, settings, 16000, gen(1))
+    c = augment.augment_waveforms(wave, noise, settings, 16000, gen(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_noise_is_mixed_at_the_drawn_snr():
+    wave = torch.sin(torch.linspace(0, 2000, 16000)).repeat(64, 1)
+    noise = torch.randn(200_000)
+    settings = AugmentSettings(noise_probability=1.0, snr_db_min=10, snr_db_max=10)
+    mixed = augment.add_noise(wave, noise, settings, gen())
+    added = mixed - wave
+    snr = 10 * torch.log10(wave.pow(2).mean(1) / added.pow(2).mean(1))
+    assert torch.allclose(snr, torch.full_like(snr, 10.0), atol=0.01)
+    silent = augment.add_noise(torch.zeros(4, 16000), noise, settings, gen())
+    assert (silent.abs().sum(1) > 0).all()  # silence examples get noise at a random level
+
+
+def test_spec_augment_masks_bands_and_keeps_shape():
+    features = torch.randn(8, 1, 40, 101)
+    masked = augment.spec_augment(features, AugmentSettings(freq_masks=1, freq_mask_width=10, time_masks=0), gen())
+    assert masked.shape == features.shape
+    changed_rows = (masked != features).any(dim=3).squeeze(1)  # (batch, freq)
+    assert changed_rows.sum(1).max() <= 9
+    assert augment.spec_augment(torch.randn(2, 1, 16000), AugmentSettings(), gen()).shape == (2, 1, 16000)
+
+
+def test_mixup_mixes_inputs_and_targets_alike():
+    inputs = torch.randn(32, 1, 40, 101)
+    targets = torch.nn.functional.one_hot(torch.randint(0, 12, (32,)), 12).float()
+    mixed, mixed_targets = augment.mixup(inputs, targets, 0.4, gen())
+    assert torch.allclose(mixed_targets.sum(1), torch.ones(32))
+    assert (mixed_targets.max(1).values >= 0.5).all()
+    assert augment.mixup(inputs, targets, 0.0, gen())[0] is inputs

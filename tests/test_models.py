@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from wavefold.features import FeatureSettings, FrontEnd
+from wavefold.models import REGISTRY, create_model, input_kind, parameter_count
+
+# Parameter counts for 12 classes with default settings, with the published figure where there is one.
+EXPECTED_PARAMETERS = {
+    "lenet": 288_428,
+    "res15": 219_657,  # Tang & Lin report 238K
+    "bc_resnet": 324_012,  # BC-ResNet-8: 321K in Kim et al.
+    "m5": 559_244,
+    "matchboxnet": 87_108,  # 3x2x64: 77K in Majumdar & Ginsburg (for 30+ classes, 64 MFCCs)
+    "mobilenetv2": 404_620,
+}
+
+
+def test_registry_has_six_architectures_and_three_input_kinds():
+    assert set(REGISTRY) == set(EXPECTED_PARAMETERS)
+    assert {input_kind(name) for name in REGISTRY} == {"logmel", "mfcc", "waveform"}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMETERS))
+def test_output_shape_and_parameter_count(name):
+    torch.manual_seed(0)
+    model = create_model(name, n_classes=12)
+    assert parameter_count(model) == EXPECTED_PARAMETERS[name]
+    front = FrontEnd(input_kind(name))
+    wave = torch.randn(3, 16000) * 0.1
+    assert model(front(wave)).shape == (3, 12)
+    # Global pooling: another clip length works unchanged.
+    assert model(front(torch.randn(2, 12000) * 0.1)).shape == (2, 12)
+    assert create_model(name, n_classes=31)(front(wave)).shape == (3, 31)
+
+
+def test_unknown_names_and_parameters_are_clear_errors():
+    with pytest.raises(KeyError, match="registered"):
+        create_model("resnet9000", 12)
+    with pytest.raises(TypeError, match="lenet"):
+        create_model("lenet", 12, depth=3)
+
+
+def test_front_end_shapes():
+    wave = torch.randn(2, 16000)
+    assert FrontEnd("logmel", FeatureSettings(n_mels=64))(wave).shape == (2, 1, 64, 101)
+    assert FrontEnd("mfcc", FeatureSettings(n_mfcc=20))(wave).shape == (2, 1, 20, 101)
+    assert FrontEnd("waveform")(wave).shape == (2, 1, 16000)
+    normalised = FrontEnd("logmel")(wave)
+    assert abs(normalised[0].mean().item()) < 1e-4 and abs(normalised[0].std().item() - 1) < 1e-2
+    with pytest.raises(ValueError, match="unknown feature settings"):
+        FeatureSettings.from_config({"n_mel": 40})
