@@ -1,4 +1,4 @@
-# wavefold: a Kaggle audio competition from download to folds (training and submission follow).
+# wavefold: a Kaggle audio competition from download to trained fold models and their test predictions.
 #
 # Paths say what they hold: resources/<dataset>/ is what was retrieved (archives, extracted audio;
 # <dataset> is the competition, or demo-<size>-seed<seed>), results/<stage>/ what was computed,
@@ -16,9 +16,12 @@ include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/audio.smk"
 include: "rules/folds.smk"
+include: "rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.folds.output,
+        expand("results/cv/round{round}/cv.csv", round=ROUNDS),
+        expand("results/predict/round{round}/{model}.csv", round=ROUNDS, model=MODELS),

@@ -23,6 +23,12 @@ ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_su
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 
 
+wildcard_constraints:
+    round=r"\d+",
+    fold=r"\d+",
+    model=r"[A-Za-z0-9_]+",
+
+
 def package_files(*modules):
     """The package modules a step runs, as inputs. Snakemake does not track imports, so editing
     one of these re-runs the rule."""
@@ -46,3 +52,58 @@ def get_download_input(wildcards):
 def get_audio_policy():
     """The audio settings, as the params of every step that reads audio."""
     return dict(config["audio"])
+
+
+# ----------------------------------------------------------------------------- training
+TRAINING = config["training"]
+MODELS = TRAINING["run"]
+FOLDS = list(range(config["folds"]["n_folds"]))
+ROUNDS = [1]  # pseudo-label rounds join with the pseudo-labelling stage
+
+_unknown_models = [name for name in MODELS if name not in TRAINING["models"]]
+if _unknown_models:
+    raise ValueError(
+        f"training.run names {_unknown_models}, which are not under training.models "
+        f"(known: {sorted(TRAINING['models'])}). Add them there or fix the names."
+    )
+
+
+def _merged(defaults, overrides):
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = {**merged[key], **value}
+        merged[key] = value
+    return merged
+
+
+def get_model_settings(wildcards):
+    """One model's complete training settings, as plain values: the params of its jobs, so that
+    changing one model's settings re-trains that model only."""
+    return _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
+
+
+def get_fold_predictions(wildcards):
+    return expand(
+        "results/predict/round{round}/{model}/fold{fold}.csv",
+        round=wildcards.round,
+        model=wildcards.model,
+        fold=FOLDS,
+    )
+
+
+def get_round_training_outputs(wildcards):
+    return {
+        "oof": expand(
+            "results/train/round{round}/{model}/fold{fold}/oof.csv",
+            round=wildcards.round,
+            model=MODELS,
+            fold=FOLDS,
+        ),
+        "metrics": expand(
+            "results/train/round{round}/{model}/fold{fold}/metrics.csv",
+            round=wildcards.round,
+            model=MODELS,
+            fold=FOLDS,
+        ),
+    }

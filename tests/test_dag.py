@@ -15,6 +15,8 @@ from wavefold import archives
 from wavefold.labels import LABELS
 
 TINY = {"demo": {"size": "tiny"}}
+# These tests cover the backbone (download to folds); training has tests of its own.
+FOLDS = "results/folds/summary.csv"
 
 
 def jobs_planned(result) -> set[str]:
@@ -29,7 +31,7 @@ def jobs_planned(result) -> set[str]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dag")
-    result = snakemake(workdir, config=TINY)
+    result = snakemake(workdir, FOLDS, config=TINY)
     assert result.returncode == 0, output_of(result)
     return workdir
 
@@ -71,15 +73,15 @@ def test_noise_of_each_fold_is_its_own(demo_run):
 
 
 def test_second_run_does_nothing(demo_run):
-    result = snakemake(demo_run, config=TINY)
+    result = snakemake(demo_run, FOLDS, config=TINY)
     assert result.returncode == 0 and "Nothing to be done" in output_of(result), output_of(result)
 
 
 def test_changing_the_fold_count_reruns_only_the_folds(demo_run):
     config = {**TINY, "folds": {"n_folds": 3}}
-    assert jobs_planned(snakemake(demo_run, "--dry-run", config=config)) == {"folds", "all"}
+    assert jobs_planned(snakemake(demo_run, FOLDS, "--dry-run", config=config)) == {"folds"}
     cache_mtime = (demo_run / "results/cache/train.npy").stat().st_mtime
-    result = snakemake(demo_run, config=config)
+    result = snakemake(demo_run, FOLDS, config=config)
     assert result.returncode == 0, output_of(result)
     assert set(pd.read_csv(demo_run / "results/folds/folds.csv")["fold"]) == {0, 1, 2}
     assert (demo_run / "results/cache/train.npy").stat().st_mtime == cache_mtime
@@ -91,11 +93,11 @@ def test_editing_a_module_reruns_its_rules(demo_run):
     original, before = module.read_bytes(), module.stat()
     try:
         module.write_bytes(original + b"\n# an edit\n")
-        planned = jobs_planned(snakemake(demo_run, "--dry-run", config=TINY))
+        planned = jobs_planned(snakemake(demo_run, FOLDS, "--dry-run", config=TINY))
     finally:
         module.write_bytes(original)
         os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert planned == {"index", "cache_audio", "folds", "all"}
+    assert planned == {"index", "cache_audio", "folds"}
 
 
 def repack(extracted, out_dir):
@@ -117,7 +119,7 @@ def test_bad_audio_in_a_local_archive_gets_the_documented_outcomes(tiny_extracte
     zip_path = repack(competition, tmp_path)
 
     workdir = tmp_path / "work"
-    result = snakemake(workdir, config={"source": str(zip_path)})
+    result = snakemake(workdir, FOLDS, config={"source": str(zip_path)})
     assert result.returncode == 0, output_of(result)
     problems = pd.read_csv(workdir / "results/index/problems.csv")
     train = pd.read_csv(workdir / "results/index/train.csv")
@@ -138,12 +140,12 @@ def test_wrong_layout_fails_early_and_says_what_was_expected(tiny_extracted, tmp
     competition = shutil.copytree(tiny_extracted, tmp_path / "competition")
     shutil.rmtree(competition / "train" / "audio" / "sheila")
     zip_path = repack(competition, tmp_path)
-    result = snakemake(tmp_path / "work", config={"source": str(zip_path)})
+    result = snakemake(tmp_path / "work", FOLDS, config={"source": str(zip_path)})
     assert result.returncode != 0
     assert "not laid out like the TensorFlow Speech Recognition Challenge" in output_of(result)
     assert "sheila" in output_of(result)
 
 
 def test_a_source_that_does_not_exist_is_named(tmp_path):
-    result = snakemake(tmp_path / "work", config={"source": str(tmp_path / "missing.zip")})
+    result = snakemake(tmp_path / "work", FOLDS, config={"source": str(tmp_path / "missing.zip")})
     assert result.returncode != 0 and "missing.zip does not exist" in output_of(result)

@@ -1,0 +1,96 @@
+# Train one model on one fold: the best epoch's weights, out-of-fold probabilities, learning curve
+# and per-class metrics. Resumes from its last checkpoint when it was killed.
+rule train:
+    input:
+        clips=rules.cache_audio.output.train,
+        noise=rules.cache_audio.output.noise,
+        folds=rules.folds.output.folds,
+        silence=rules.folds.output.silence,
+        noise_segments=rules.folds.output.noise_segments,
+        code=package_files("training", "models", "features", "augment"),
+    output:
+        model="results/train/round{round}/{model}/fold{fold}/model.pt",
+        oof="results/train/round{round}/{model}/fold{fold}/oof.csv",
+        curve="results/train/round{round}/{model}/fold{fold}/curve.csv",
+        metrics="results/train/round{round}/{model}/fold{fold}/metrics.csv",
+    log:
+        "logs/train/round{round}/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/train/round{round}/{model}/fold{fold}.tsv"
+    conda:
+        "../envs/wavefold.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        settings=get_model_settings,
+        seed=SEED,
+        device=TRAINING["device"],
+        checkpoint="results/train/round{round}/{model}/fold{fold}/checkpoint/last.pt",
+    script:
+        "../scripts/train.py"
+
+
+# Test-set probabilities of one fold model, with test-time augmentation; streamed in batches from
+# the memory-mapped cache, so the test set is never in memory at once.
+rule predict_test:
+    input:
+        model=rules.train.output.model,
+        clips=rules.cache_audio.output.test,
+        index=rules.index.output.test,
+        code=package_files("training", "models", "features"),
+    output:
+        "results/predict/round{round}/{model}/fold{fold}.csv",
+    log:
+        "logs/predict_test/round{round}/{model}/fold{fold}.log",
+    benchmark:
+        "benchmarks/predict_test/round{round}/{model}/fold{fold}.tsv"
+    conda:
+        "../envs/wavefold.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=60,
+    params:
+        shifts_ms=TRAINING["tta_shift_ms"],
+        device=TRAINING["device"],
+    script:
+        "../scripts/predict_test.py"
+
+
+# A model's test probabilities: the mean of its fold models.
+rule average_folds:
+    input:
+        get_fold_predictions,
+    output:
+        "results/predict/round{round}/{model}.csv",
+    log:
+        "logs/average_folds/round{round}/{model}.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/average_folds.py"
+
+
+# Cross-validation per model: accuracy per fold, mean and standard deviation, per-class accuracy.
+rule cv_table:
+    input:
+        unpack(get_round_training_outputs),
+    output:
+        cv="results/cv/round{round}/cv.csv",
+        per_class="results/cv/round{round}/per_class.csv",
+    log:
+        "logs/cv_table/round{round}.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/cv_table.py"

@@ -1,0 +1,24 @@
+"""Rule train: one model on one fold, resumable; writes the model, OOF probabilities, curve and metrics."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wavefold import training
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "train") as log:
+    inp, out, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
+    settings = training.TrainSettings.from_config(p.settings)
+    fold, round_ = int(wc.fold), int(wc.round)
+    seed = training.job_seed(p.seed, round_, wc.model, fold)
+    device = training.pick_device(p.device)
+    log.info("model %s (%s), round %d, fold %d, seed %d, device %s", wc.model, settings.architecture, round_, fold, seed, device)
+    data = training.load_fold(
+        np.load(inp.clips, mmap_mode="r"), np.load(inp.noise), pd.read_csv(inp.folds), pd.read_csv(inp.silence),
+        pd.read_csv(inp.noise_segments), fold, settings.label_space,
+    )  # fmt: skip
+    paths = training.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
+    result = training.train_fold(data, settings, seed, paths, device, fold)
+    log.info("done: %s", result)

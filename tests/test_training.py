@@ -1,0 +1,132 @@
+"""Training through the real snakemake on the tiny demo: every architecture, OOF format, reruns, resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, output_of, snakemake
+from test_dag import jobs_planned
+from wavefold import training
+from wavefold.labels import LABELS
+from wavefold.models import REGISTRY
+
+ALL = {name: {"architecture": name} for name in REGISTRY}
+CONFIG = {
+    "demo": {"size": "tiny"},
+    "folds": {"n_folds": 2},
+    "training": {"run": sorted(ALL), "models": ALL, "tta_shift_ms": [0, 50],
+                 "defaults": {"epochs": 1, "batch_size": 32}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("train")
+    result = snakemake(workdir, config=CONFIG, timeout=1500)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def test_every_architecture_trains_and_predicts(trained):
+    cv = pd.read_csv(trained / "results/cv/round1/cv.csv", index_col=0)
+    assert set(cv.index) == set(REGISTRY)
+    assert cv["mean"].between(0, 1).all()
+    per_class = pd.read_csv(trained / "results/cv/round1/per_class.csv", index_col=0)
+    assert list(per_class.columns) == list(LABELS)
+    test_index = pd.read_csv(trained / "results/index/test.csv")
+    for model in REGISTRY:
+        predictions = pd.read_csv(trained / f"results/predict/round1/{model}.csv")
+        assert predictions["fname"].tolist() == test_index["fname"].tolist()
+        assert np.allclose(predictions[list(LABELS)].sum(axis=1), 1, atol=1e-4)
+        curve = pd.read_csv(trained / f"results/train/round1/{model}/fold0/curve.csv")
+        assert len(curve) == 1 and {"train_loss", "val_acc", "lr"} <= set(curve.columns)
+
+
+def test_out_of_fold_format_and_no_leakage(trained):
+    folds = pd.read_csv(trained / "results/folds/folds.csv")
+    silence = pd.read_csv(trained / "results/folds/silence.csv")
+    for fold in (0, 1):
+        oof = pd.read_csv(trained / f"results/train/round1/lenet/fold{fold}/oof.csv")
+        assert list(oof.columns) == ["id", "fold", *LABELS]
+        assert (oof["fold"] == fold).all()
+        expected = folds.loc[folds["fold"] == fold, "id"].tolist() + silence.loc[silence["fold"] == fold, "id"].tolist()
+        assert oof["id"].tolist() == expected  # exactly the fold's own clips and silence, nothing else
+        assert np.allclose(oof[list(LABELS)].sum(axis=1), 1, atol=1e-4)
+
+
+def test_changing_one_models_settings_retrains_only_that_model(trained):
+    changed = {**CONFIG, "training": {**CONFIG["training"], "models": {**ALL, "lenet": {"architecture": "lenet", "lr": 0.01}}}}
+    result = snakemake(trained, "--dry-run", "--quiet", "rules", config=changed)
+    assert jobs_planned(snakemake(trained, "--dry-run", config=changed)) == {"train", "predict_test", "average_folds", "cv_table", "all"}
+    text = output_of(snakemake(trained, "--dry-run", config=changed))
+    assert "results/train/round1/lenet/fold0/model.pt" in text and "round1/m5/" not in text
+    assert result.returncode == 0
+
+
+def test_training_parts(trained):
+    clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
+    noise = np.load(trained / "results/cache/noise.npy")
+    data = training.load_fold(clips, noise, pd.read_csv(trained / "results/folds/folds.csv"),
+                              pd.read_csv(trained / "results/folds/silence.csv"),
+                              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, "labels12")  # fmt: skip
+    segments = pd.read_csv(trained / "results/folds/noise_segments.csv")
+    own = segments[segments["fold"] == 0]
+    for start, length in data.train_noise:  # training-side noise never touches the fold's own stretches
+        assert all(start + length <= s or s + n <= start for s, n in zip(own["start"], own["length"]))
+    settings = training.TrainSettings(architecture="lenet", unknown_share=0.5, silence_share=0.1)
+    source, _, target = training.epoch_plan(data, settings, np.random.default_rng(0))
+    unknown, silence = LABELS.index("unknown"), LABELS.index("silence")
+    assert abs((target == unknown).sum() / (target != silence).sum() - 0.5) < 0.02
+    assert abs((target == silence).mean() - 0.1) < 0.02 and (source[target == silence] == -1).all()
+    balanced = training.epoch_plan(data, training.TrainSettings(architecture="lenet", balanced=True), np.random.default_rng(0))[2]
+    counts = np.bincount(balanced[balanced != silence], minlength=12)
+    assert counts[:10].min() > 0 and counts[unknown] <= counts[:10].max()
+    rows = np.array([5, 1, 3])
+    batch = training.gather(clips, noise, rows, np.zeros(3, int), np.ones(3), clips.shape[1])
+    np.testing.assert_array_equal(batch, clips[[5, 1, 3]])
+    assert training.job_seed(42, 1, "lenet", 0) == training.job_seed(42, 1, "lenet", 0) != training.job_seed(42, 1, "lenet", 1)
+    words = training.LABEL_SPACES["words31"]
+    folded = training.to_labels12(np.eye(len(words)), words)
+    assert folded[words.index("marvin"), unknown] == 1 and folded[words.index("yes"), LABELS.index("yes")] == 1
+
+
+def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": {"epochs": 4, "batch_size": 16}}}
+    target = "results/train/round1/lenet/fold0/oof.csv"
+    reference = tmp_path / "reference"
+    for workdir in (reference, tmp_path / "killed"):
+        (workdir / "results").mkdir(parents=True)
+        for part in ("cache", "folds", "index"):  # share the finished backbone: only training runs here
+            os.symlink(trained / "results" / part, workdir / "results" / part)
+    result = snakemake(reference, target, config=config)
+    assert result.returncode == 0, output_of(result)[-3000:]
+
+    killed = tmp_path / "killed"
+    (killed / "test-config.yaml").write_text(__import__("yaml").safe_dump(config))
+    command = [str(os.path.join(os.path.dirname(sys.executable), "snakemake")), "-s", str(REPO / "Snakefile"),
+               "--directory", str(killed), "--configfile", str(REPO / "config/config.yaml"),
+               str(killed / "test-config.yaml"), "--cores", "2", target]  # fmt: skip
+    process = subprocess.Popen(command, cwd=killed, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    checkpoint = killed / "results/train/round1/lenet/fold0/checkpoint/last.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (killed / target).exists(), "the job finished before it could be killed"
+
+    result = snakemake(killed, target, config=config)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert "resuming from" in (killed / "logs/train/round1/lenet/fold0.log").read_text()
+    assert (killed / target).read_bytes() == (reference / target).read_bytes()
+    curve_a = pd.read_csv(reference / "results/train/round1/lenet/fold0/curve.csv").drop(columns="seconds")
+    curve_b = pd.read_csv(killed / "results/train/round1/lenet/fold0/curve.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(curve_a, curve_b)
