@@ -124,9 +124,16 @@ def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator
     silence_class = classes.index("silence")
     rows, targets = data.train_rows, data.train_targets
     if settings.balanced:
-        per_class = int(np.ceil(len(rows) / (len(classes) - 1)))
-        chosen = [rng.permutation(np.flatnonzero(targets == c))[:per_class] for c in range(len(classes)) if c != silence_class]
-        keep = np.concatenate([c for c in chosen if len(c)])
+        # Every class as often as the others; a small class is walked through in fresh permutations,
+        # so no clip repeats before all of its class has been drawn.
+        present = [c for c in range(len(classes)) if c != silence_class and (targets == c).any()]
+        per_class = int(np.ceil(len(rows) / max(1, len(present))))
+        chosen = []
+        for c in present:
+            members = np.flatnonzero(targets == c)
+            cycles = int(np.ceil(per_class / len(members)))
+            chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
+        keep = np.concatenate(chosen)
     elif settings.unknown_share is not None:
         unknown = np.array([label_of(classes[t]) == "unknown" if classes[t] != "silence" else False for t in range(len(classes))])
         is_unknown = unknown[targets]
