@@ -16,6 +16,7 @@ include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/audio.smk"
 include: "rules/folds.smk"
+include: "rules/augment.smk"
 include: "rules/train.smk"
 
 

@@ -83,6 +83,16 @@ def get_model_settings(wildcards):
     return _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
 
 
+def get_training_code(wildcards):
+    """The modules a model's jobs run: the shared ones and its own architecture's module, so that
+    editing one architecture re-trains only the models built on it."""
+    architecture = TRAINING["models"][wildcards.model]["architecture"]
+    shared = package_files(
+        "training", "models", "features", "augment", "architectures/__init__", "architectures/blocks"
+    )
+    return shared + package_files(f"architectures/{architecture}")
+
+
 def get_fold_predictions(wildcards):
     return expand(
         "results/predict/round{round}/{model}/fold{fold}.csv",

@@ -7,7 +7,9 @@ rule train:
         folds=rules.folds.output.folds,
         silence=rules.folds.output.silence,
         noise_segments=rules.folds.output.noise_segments,
-        code=package_files("training", "models", "features", "augment"),
+        variants=rules.augment.output.variants,
+        variant_table=rules.augment.output.table,
+        code=get_training_code,
     output:
         model="results/train/round{round}/{model}/fold{fold}/model.pt",
         oof="results/train/round{round}/{model}/fold{fold}/oof.csv",
@@ -40,7 +42,7 @@ rule predict_test:
         model=rules.train.output.model,
         clips=rules.cache_audio.output.test,
         index=rules.index.output.test,
-        code=package_files("training", "models", "features"),
+        code=get_training_code,
     output:
         "results/predict/round{round}/{model}/fold{fold}.csv",
     log:

@@ -18,6 +18,7 @@ with rule_step(snakemake, "train") as log:
     data = training.load_fold(
         np.load(inp.clips, mmap_mode="r"), np.load(inp.noise), pd.read_csv(inp.folds), pd.read_csv(inp.silence),
         pd.read_csv(inp.noise_segments), fold, settings.label_space,
+        np.load(inp.variants, mmap_mode="r"), pd.read_csv(inp.variant_table)["source_row"].to_numpy(),
     )  # fmt: skip
     paths = training.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
     result = training.train_fold(data, settings, seed, paths, device, fold)

@@ -73,16 +73,31 @@ def test_changing_one_models_settings_retrains_only_that_model(trained):
 def test_training_parts(trained):
     clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
     noise = np.load(trained / "results/cache/noise.npy")
-    data = training.load_fold(clips, noise, pd.read_csv(trained / "results/folds/folds.csv"),
-                              pd.read_csv(trained / "results/folds/silence.csv"),
-                              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, "labels12")  # fmt: skip
+    folds = pd.read_csv(trained / "results/folds/folds.csv")
+    variants = np.load(trained / "results/cache/augmented.npy", mmap_mode="r")
+    variant_sources = pd.read_csv(trained / "results/cache/augmented.csv")["source_row"].to_numpy()
+    assert len(variants) == len(folds) == len(variant_sources)  # one variant per clip (the default)
+    data = training.load_fold(clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
+                              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, "labels12",
+                              variants, variant_sources)  # fmt: skip
+    # Variants inherit their source clip's fold: fold 0's job never draws a variant of a fold-0 clip.
+    assert (folds["fold"].to_numpy()[variant_sources[data.variant_index]] != 0).all()
+    assert len(data.variant_index) == (folds["fold"] != 0).sum()
     segments = pd.read_csv(trained / "results/folds/noise_segments.csv")
     own = segments[segments["fold"] == 0]
     for start, length in data.train_noise:  # training-side noise never touches the fold's own stretches
         assert all(start + length <= s or s + n <= start for s, n in zip(own["start"], own["length"]))
-    settings = training.TrainSettings(architecture="lenet", unknown_share=0.5, silence_share=0.1)
+    settings = training.TrainSettings(architecture="lenet", unknown_share=0.5, silence_share=0.1, offline_share=0.0)
     source, _, target = training.epoch_plan(data, settings, np.random.default_rng(0))
     unknown, silence = LABELS.index("unknown"), LABELS.index("silence")
+    with_variants = training.epoch_plan(data, training.TrainSettings(architecture="lenet", offline_share=0.25),
+                                        np.random.default_rng(0))[0]  # fmt: skip
+    is_variant = with_variants >= len(clips)
+    assert abs(is_variant.sum() / ((with_variants >= 0) & ~is_variant).sum() - 0.25) < 0.01
+    mixed = training.gather(clips, noise, with_variants[:8], np.zeros(8, int), np.ones(8), clips.shape[1], variants)
+    for k, s in enumerate(with_variants[:8]):
+        if s >= len(clips):
+            np.testing.assert_array_equal(mixed[k], variants[s - len(clips)])
     assert abs((target == unknown).sum() / (target != silence).sum() - 0.5) < 0.02
     assert abs((target == silence).mean() - 0.1) < 0.02 and (source[target == silence] == -1).all()
     balanced = training.epoch_plan(data, training.TrainSettings(architecture="lenet", balanced=True), np.random.default_rng(0))[2]
@@ -133,3 +148,17 @@ def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
     curve_a = pd.read_csv(reference / "results/train/round1/lenet/fold0/curve.csv").drop(columns="seconds")
     curve_b = pd.read_csv(killed / "results/train/round1/lenet/fold0/curve.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(curve_a, curve_b)
+
+
+def test_editing_one_architecture_retrains_only_its_models(trained):
+    module = REPO / "scripts" / "wavefold" / "architectures" / "m5.py"
+    original, before = module.read_bytes(), module.stat()
+    try:
+        module.write_bytes(original + b"\n# an edit\n")
+        result = snakemake(trained, "--dry-run", config=CONFIG)
+    finally:
+        module.write_bytes(original)
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert set(re.findall(r"wildcards: .*model=(\w+)", output_of(result))) == {"m5"}
+    assert "train" in jobs_planned(result)

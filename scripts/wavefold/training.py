@@ -54,6 +54,7 @@ class TrainSettings:
     unknown_share: float | None = None  # share of unknown clips per epoch; None: as in the data
     silence_share: float = 0.09  # share of silence examples per epoch, cut from training-side noise
     balanced: bool = False  # draw every class equally often (without replacement within an epoch)
+    offline_share: float = 0.25  # offline variants (speed/pitch/stretch) per epoch, as a share of the clips
     label_space: str = "labels12"  # labels12 | words31
     features: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
@@ -89,6 +90,9 @@ class FoldData:
     """What one fold's job trains and validates on; clip sources are cache rows, silence is noise windows."""
 
     clips: np.ndarray  # memory-mapped (n, samples) int16
+    variants: np.ndarray  # memory-mapped offline variants; epoch plans address them as n_clips + index
+    variant_index: np.ndarray  # the variants of training-side clips
+    variant_targets: np.ndarray
     noise: np.ndarray  # (samples,) int16, whole noise cache (small)
     train_rows: np.ndarray
     train_targets: np.ndarray  # class index in the label space
@@ -102,7 +106,9 @@ class FoldData:
 
 
 def load_fold(clips: np.ndarray, noise: np.ndarray, folds: pd.DataFrame, silence: pd.DataFrame,
-              segments: pd.DataFrame, fold: int, label_space: str) -> FoldData:  # fmt: skip
+              segments: pd.DataFrame, fold: int, label_space: str, variants: np.ndarray | None = None,
+              variant_sources: np.ndarray | None = None) -> FoldData:  # fmt: skip
+    """One fold's data; offline variants (and their source rows) are optional."""
     classes = LABEL_SPACES[label_space]
     index = {name: i for i, name in enumerate(classes)}
     key = folds["word"] if label_space == "words31" else folds["label"]
@@ -110,8 +116,14 @@ def load_fold(clips: np.ndarray, noise: np.ndarray, folds: pd.DataFrame, silence
     is_val = (folds["fold"] == fold).to_numpy()
     own_silence = silence[silence["fold"] == fold].reset_index(drop=True)
     train_noise = segments[segments["fold"] != fold][["start", "length"]].to_numpy()
+    if variants is None:
+        variants, variant_sources = np.zeros((0, clips.shape[1]), np.int16), np.zeros(0, int)
+    # A variant belongs to its source clip's fold: only training-side variants are ever drawn.
+    variant_index = np.flatnonzero(~is_val[variant_sources]) if len(variant_sources) else np.zeros(0, int)
     return FoldData(
-        clips=clips, noise=noise, train_rows=np.flatnonzero(~is_val), train_targets=targets[~is_val],
+        clips=clips, variants=variants, variant_index=variant_index,
+        variant_targets=targets[variant_sources[variant_index]] if len(variant_index) else np.zeros(0, int),
+        noise=noise, train_rows=np.flatnonzero(~is_val), train_targets=targets[~is_val],
         train_noise=train_noise, val_rows=np.flatnonzero(is_val), val_targets=targets[is_val],
         val_ids=folds.loc[is_val, "id"].tolist(), val_silence=own_silence, label_space=classes,
         samples=clips.shape[1],
@@ -145,6 +157,11 @@ def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator
     else:
         keep = np.arange(len(rows))
     clip_rows, clip_targets = rows[keep], targets[keep]
+    n_variants = min(len(data.variant_index), int(round(len(clip_rows) * settings.offline_share)))
+    if n_variants:
+        pick = rng.choice(len(data.variant_index), size=n_variants, replace=False)
+        clip_rows = np.concatenate([clip_rows, len(data.clips) + data.variant_index[pick]])
+        clip_targets = np.concatenate([clip_targets, data.variant_targets[pick]])
     n_silence = int(round(len(clip_rows) * settings.silence_share / max(1e-9, 1 - settings.silence_share)))
     starts = np.zeros(n_silence, dtype=np.int64)
     if n_silence and len(data.train_noise):
@@ -158,22 +175,30 @@ def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator
     return source[order], start[order], target[order]
 
 
+def _rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]``, read in ascending row order (the memory map's fast path), returned in ``rows`` order."""
+    order = np.argsort(rows, kind="stable")
+    placed = np.empty((len(rows), array.shape[1]), dtype=array.dtype)
+    placed[order] = array[rows[order]]
+    return placed
+
+
 def gather(clips: np.ndarray, noise: np.ndarray, source: np.ndarray, start: np.ndarray, gain: np.ndarray,
-           samples: int) -> np.ndarray:  # fmt: skip
-    """A batch of int16 clips: cache rows (read in ascending order, the memory map's fast path) and
-    noise windows scaled by ``gain``."""
+           samples: int, variants: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """A batch of int16 clips: cache rows (``source`` in [0, n)), offline variants (``source`` - n)
+    and noise windows scaled by ``gain`` (``source`` -1)."""
     batch = np.empty((len(source), samples), dtype=np.int16)
-    is_clip = source >= 0
+    n = len(clips)
+    is_clip = (source >= 0) & (source < n)
     if is_clip.any():
-        rows = source[is_clip]
-        order = np.argsort(rows, kind="stable")
-        block = clips[rows[order]]
-        placed = np.empty_like(block)
-        placed[order] = block
-        batch[is_clip] = placed
-    if (~is_clip).any():
-        windows = noise[start[~is_clip, None] + np.arange(samples)]
-        batch[~is_clip] = (windows * gain[~is_clip, None]).astype(np.int16)
+        batch[is_clip] = _rows(clips, source[is_clip])
+    is_variant = source >= n
+    if is_variant.any():
+        batch[is_variant] = _rows(variants, source[is_variant] - n)
+    is_noise = source < 0
+    if is_noise.any():
+        windows = noise[start[is_noise, None] + np.arange(samples)]
+        batch[is_noise] = (windows * gain[is_noise, None]).astype(np.int16)
     return batch
 
 
@@ -358,7 +383,7 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
 
         def make_batch(i, bs=settings.batch_size):
             part = slice(i * bs, (i + 1) * bs)
-            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples)
+            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples, data.variants)
 
         model.train()
         total_loss, correct, seen = 0.0, 0, 0

@@ -1,0 +1,25 @@
+# Offline augmentation: speed, pitch and tempo variants of every training clip, cached beside the
+# audio. A variant belongs to its source clip's fold and is only drawn on that fold's training side.
+rule augment:
+    input:
+        clips=rules.cache_audio.output.train,
+        code=package_files("offline_augment", "audio"),
+    output:
+        variants="results/cache/augmented.npy",
+        table="results/cache/augmented.csv",
+    log:
+        "logs/augment.log",
+    benchmark:
+        "benchmarks/augment.tsv"
+    conda:
+        "../envs/wavefold.yaml"
+    threads: 8
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        settings=config["offline_augment"],
+        seed=SEED,
+        sample_rate=config["audio"]["sample_rate"],
+    script:
+        "../scripts/augment_offline.py"
