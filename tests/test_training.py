@@ -100,7 +100,8 @@ def test_training_parts(trained):
             np.testing.assert_array_equal(mixed[k], variants[s - len(clips)])
     assert abs((target == unknown).sum() / (target != silence).sum() - 0.5) < 0.02
     assert abs((target == silence).mean() - 0.1) < 0.02 and (source[target == silence] == -1).all()
-    balanced = training.epoch_plan(data, training.TrainSettings(architecture="lenet", balanced=True), np.random.default_rng(0))[2]
+    balanced_settings = training.TrainSettings(architecture="lenet", balanced=True, offline_share=0.0)
+    balanced = training.epoch_plan(data, balanced_settings, np.random.default_rng(0))[2]
     counts = np.bincount(balanced[balanced != silence], minlength=12)
     assert counts[:10].min() == counts[:10].max() == counts[unknown]
     rows = np.array([5, 1, 3])
