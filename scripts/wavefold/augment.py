@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .settings import from_section
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -30,10 +32,7 @@ class AugmentSettings:
 
     @classmethod
     def from_config(cls, settings: dict) -> "AugmentSettings":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown augmentation settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**settings)
+        return from_section(cls, settings, "augmentation")
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:

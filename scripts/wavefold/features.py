@@ -12,6 +12,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from .settings import from_section
+
 
 @dataclass(frozen=True)
 class FeatureSettings:
@@ -26,10 +28,7 @@ class FeatureSettings:
 
     @classmethod
     def from_config(cls, settings: dict) -> "FeatureSettings":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown feature settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**settings)
+        return from_section(cls, settings, "feature")
 
 
 def int16_to_float(batch: torch.Tensor) -> torch.Tensor:

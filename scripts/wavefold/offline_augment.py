@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .audio import loudest_window, to_int16
+from .settings import from_section
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,11 @@ class OfflineSettings:
 
     @classmethod
     def from_config(cls, settings: dict) -> "OfflineSettings":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown offline_augment settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
         bad = set(values.get("kinds", ())) - set(KINDS)
         if bad:
             raise ValueError(f"offline_augment.kinds has {sorted(bad)}; choose from {list(KINDS)}")
-        return cls(**values)
+        return from_section(cls, values, "offline_augment")
 
 
 def plan_variants(n_clips: int, settings: OfflineSettings, seed: int) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from .augment import AugmentSettings, augment_waveforms, mixup, spec_augment
 from .features import FeatureSettings, FrontEnd, int16_to_float
 from .labels import LABELS, WORDS, label_of
 from .models import create_model, input_kind
+from .settings import from_section
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,7 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, settings: dict) -> "TrainSettings":
-        unknown = set(settings) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**settings)
+        return from_section(cls, settings, "training")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
