@@ -10,6 +10,7 @@ from wavefold.steps import rule_step
 with rule_step(snakemake, "predict_test") as log:
     inp, p = snakemake.input, snakemake.params
     device = training.pick_device(p.device)
+    torch.set_num_threads(snakemake.threads)
     saved = torch.load(inp.model, map_location=device, weights_only=False)
     settings = training.TrainSettings.from_config(saved["settings"])
     model = training.Classifier(settings, len(saved["label_space"])).to(device)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from wavefold import training
 from wavefold.steps import rule_step
@@ -14,6 +15,7 @@ with rule_step(snakemake, "train") as log:
     fold, round_ = int(wc.fold), int(wc.round)
     seed = training.job_seed(p.seed, round_, wc.model, fold)
     device = training.pick_device(p.device)
+    torch.set_num_threads(snakemake.threads)  # concurrent jobs share the cores Snakemake gave them
     log.info("model %s (%s), round %d, fold %d, seed %d, device %s", wc.model, settings.architecture, round_, fold, seed, device)
     data = training.load_fold(
         np.load(inp.clips, mmap_mode="r"), np.load(inp.noise), pd.read_csv(inp.folds), pd.read_csv(inp.silence),
