@@ -5,9 +5,10 @@ import pandas as pd
 import torch
 
 from wavefold import training
+from wavefold.devices import DeviceLease
 from wavefold.steps import rule_step
 
-with rule_step(snakemake, "predict_test") as log:
+with rule_step(snakemake, "predict_test") as log, DeviceLease():
     inp, p = snakemake.input, snakemake.params
     device = training.pick_device(p.device)
     torch.set_num_threads(snakemake.threads)

@@ -7,9 +7,10 @@ import pandas as pd
 import torch
 
 from wavefold import training
+from wavefold.devices import DeviceLease
 from wavefold.steps import rule_step
 
-with rule_step(snakemake, "train") as log:
+with rule_step(snakemake, "train") as log, DeviceLease():
     inp, out, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
     settings = training.TrainSettings.from_config(p.settings)
     fold, round_ = int(wc.fold), int(wc.round)

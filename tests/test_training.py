@@ -163,3 +163,33 @@ def test_editing_one_architecture_retrains_only_its_models(trained):
     assert result.returncode == 0, output_of(result)[-3000:]
     assert set(re.findall(r"wildcards: .*model=(\w+)", output_of(result))) == {"m5"}
     assert "train" in jobs_planned(result)
+
+
+def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
+    """Two simulated GPUs, snakemake allowed four GPU jobs at once: the leases keep one job per device."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
+    workdir = tmp_path / "gpus"
+    (workdir / "results").mkdir(parents=True)
+    for part in ("cache", "folds", "index"):  # share the finished backbone: only training runs here
+        os.symlink(trained / "results" / part, workdir / "results" / part)
+    env = {**os.environ, "WAVEFOLD_GPU_IDS": "0,1", "WAVEFOLD_LOCK_DIR": str(tmp_path / "leases")}
+    env.pop("SLURM_JOB_ID", None)
+    result = snakemake(workdir, "--cores", "4", "--resources", "gpu=4", "--set-threads", "train=1",
+                       "predict_test=1", "--", "results/cv/round1/cv.csv",
+                       *[f"results/predict/round1/{m}.csv" for m in ("lenet", "matchboxnet")], config=config, env=env)  # fmt: skip
+    assert result.returncode == 0, output_of(result)[-3000:]
+    intervals = []
+    for log in (workdir / "logs").glob("*/round1/*/fold*.log"):
+        text = log.read_text()
+        leased = re.search(r"^(\S+ \S+) INFO wavefold.devices: leased GPU (\d)", text, flags=re.M)
+        released = re.search(r"^(\S+ \S+) INFO wavefold.devices: released GPU (\d)", text, flags=re.M)
+        assert leased and released, log
+        times = [pd.Timestamp(m[1].replace(",", ".")) for m in (leased, released)]
+        intervals.append((leased[2], *times))
+    assert len(intervals) == 8  # 4 train + 4 predict_test jobs
+    for gpu, start, end in intervals:
+        for other_gpu, other_start, other_end in intervals:
+            if (start, end) != (other_start, other_end) and gpu == other_gpu:
+                assert end <= other_start or other_end <= start, f"two jobs on GPU {gpu} at once"
+    overlapping = any(a[1] < b[2] and b[1] < a[2] for a in intervals for b in intervals if a is not b)
+    assert overlapping and {gpu for gpu, *_ in intervals} == {"0", "1"}  # both devices were busy at once

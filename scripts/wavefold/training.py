@@ -145,8 +145,9 @@ def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator
             chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
         keep = np.concatenate(chosen)
     elif settings.unknown_share is not None:
-        unknown = np.array([label_of(classes[t]) == "unknown" if classes[t] != "silence" else False for t in range(len(classes))])
-        is_unknown = unknown[targets]
+        # In the words31 space, "unknown" is the 20 auxiliary words.
+        unknown_class = np.array([name != "silence" and label_of(name) == "unknown" for name in classes])
+        is_unknown = unknown_class[targets]
         known = np.flatnonzero(~is_unknown)
         wanted = int(round(len(known) * settings.unknown_share / max(1e-9, 1 - settings.unknown_share)))
         pool = np.flatnonzero(is_unknown)
