@@ -30,7 +30,9 @@ def _inspect(path: Path, policy: AudioPolicy, fixed_length: bool) -> ClipReport:
     return conform(path, policy, fixed_length)[1]
 
 
-def inspect_all(paths: list[Path], policy: AudioPolicy, workers: int, desc: str, fixed_length: bool = True) -> list[ClipReport]:
+def inspect_all(
+    paths: list[Path], policy: AudioPolicy, workers: int, desc: str, fixed_length: bool = True
+) -> list[ClipReport]:
     """Decode and check every file, in parallel; reports in the order of ``paths``."""
     job = partial(_inspect, policy=policy, fixed_length=fixed_length)
     if workers <= 1:
@@ -50,10 +52,13 @@ def _report_columns(report: ClipReport) -> dict:
     }
 
 
+def _problem(split: str, path: str, problem: str, detail: str, action: str) -> dict:
+    """One row of the problems file."""
+    return {"split": split, "path": path, "problem": problem, "detail": detail, "action": action}
+
+
 def _problem_rows(split: str, path: str, report: ClipReport) -> list[dict]:
-    return [
-        {"split": split, "path": path, "problem": p.kind, "detail": p.detail, "action": p.action} for p in report.problems
-    ]
+    return [_problem(split, path, p.kind, p.detail, p.action) for p in report.problems]
 
 
 def read_lists(train_dir: Path) -> dict[str, str]:
@@ -78,15 +83,19 @@ def index_train(root: Path, policy: AudioPolicy, workers: int) -> tuple[pd.DataF
         if folder.name == NOISE_FOLDER:
             continue
         if folder.name not in WORDS:
-            problems.append({"split": "train", "path": str(folder.relative_to(root)), "problem": "unexpected_folder",
-                             "detail": "not one of the 30 words", "action": "skipped"})  # fmt: skip
+            problems.append(
+                _problem(
+                    "train", str(folder.relative_to(root)), "unexpected_folder", "not one of the 30 words", "skipped"
+                )
+            )
             continue
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() == ".wav":
                 clip_paths.append(path)
             else:
-                problems.append({"split": "train", "path": str(path.relative_to(root)), "problem": "not_audio",
-                                 "detail": "not a .wav file", "action": "skipped"})  # fmt: skip
+                problems.append(
+                    _problem("train", str(path.relative_to(root)), "not_audio", "not a .wav file", "skipped")
+                )
 
     reports = inspect_all(clip_paths, policy, workers, "checking train clips")
     membership = read_lists(root / "train")
@@ -97,8 +106,7 @@ def index_train(root: Path, policy: AudioPolicy, workers: int) -> tuple[pd.DataF
         problems += _problem_rows("train", relative, report)
         match = TRAIN_CLIP_NAME.match(path.name)
         if match is None:
-            problems.append({"split": "train", "path": relative, "problem": "name",
-                             "detail": "not <speaker>_nohash_<n>.wav", "action": "kept"})  # fmt: skip
+            problems.append(_problem("train", relative, "name", "not <speaker>_nohash_<n>.wav", "kept"))
         if report.rejected:
             continue
         rows.append({
@@ -128,11 +136,9 @@ def index_test(root: Path, policy: AudioPolicy, workers: int) -> tuple[pd.DataFr
         if path.suffix.lower() == ".wav":
             paths.append(path)
             if not TEST_CLIP_NAME.match(path.name):
-                problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "name",
-                                 "detail": "not clip_<9 hex>.wav", "action": "kept"})  # fmt: skip
+                problems.append(_problem("test", str(path.relative_to(root)), "name", "not clip_<9 hex>.wav", "kept"))
         else:
-            problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "not_audio",
-                             "detail": "not a .wav file", "action": "skipped"})  # fmt: skip
+            problems.append(_problem("test", str(path.relative_to(root)), "not_audio", "not a .wav file", "skipped"))
     reports = inspect_all(paths, policy, workers, "checking test clips")
     rows = []
     for path, report in zip(paths, reports):
