@@ -385,12 +385,15 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
             return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples, data.variants)
 
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        # Running sums stay on the device: reading them every step would make the GPU wait each time.
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
         progress = tqdm(Prefetcher(make_batch, batches, pin=cuda), total=batches, desc=f"epoch {epoch + 1}", mininterval=10)
         for i, batch in enumerate(progress):
             wave = int16_to_float(batch.to(device, non_blocking=True))
             labels = torch.from_numpy(target[i * settings.batch_size : (i + 1) * settings.batch_size]).to(device)
-            wave = augment_waveforms(wave, train_noise, augment_settings, 16000, generator)
+            wave = augment_waveforms(wave, train_noise, augment_settings, model.front.settings.sample_rate, generator)
             onehot = nn.functional.one_hot(labels, n_classes).float()
             with torch.autocast(device.type, enabled=cuda):
                 features = spec_augment(model.front(wave), augment_settings, generator)
@@ -404,14 +407,15 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total_loss += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
+            total_loss += loss.detach() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
 
         val_probabilities = predict(model, data.clips, data.val_rows, device, settings.batch_size * 2, val_extra)
         val_loss = float(-np.log(val_probabilities[np.arange(len(val_targets)), val_targets] + 1e-9).mean())
         val_acc = float((val_probabilities.argmax(1) == val_targets).mean())
-        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(1, seen), "train_acc": correct / max(1, seen),
+        curve.append({"epoch": epoch + 1, "train_loss": total_loss.item() / max(1, seen),
+                      "train_acc": correct.item() / max(1, seen),
                       "val_loss": val_loss, "val_acc": val_acc, "lr": scheduler.get_last_lr()[0],
                       "seconds": time.perf_counter() - started})  # fmt: skip
         if val_acc > best:
