@@ -1,4 +1,4 @@
-# wavefold: a Kaggle audio competition from download to trained fold models and their test predictions.
+# wavefold: a Kaggle audio competition from download to a checked, scored submission.
 #
 # Paths say what they hold: resources/<dataset>/ is what was retrieved (archives, extracted audio;
 # <dataset> is the competition, or demo-<size>-seed<seed>), results/<stage>/ what was computed,
@@ -12,12 +12,18 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/audio.smk"
 include: "rules/folds.smk"
 include: "rules/augment.smk"
 include: "rules/train.smk"
+include: "rules/blend.smk"
+include: "rules/submit.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -25,4 +31,9 @@ rule all:
     input:
         rules.folds.output,
         expand("results/cv/round{round}/cv.csv", round=ROUNDS),
-        expand("results/predict/round{round}/{model}.csv", round=ROUNDS, model=MODELS),
+        expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+        expand("results/pseudo/round{round}/summary.csv", round=ROUNDS[:-1]),
+        rules.submission.output,
+        rules.score_local.output if SOURCE == "demo" else [],
+        rules.report_figures.output,
+        rules.provenance.output,

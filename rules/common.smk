@@ -1,6 +1,7 @@
 # The Python of the Snakemake layer: config validation, constants, path helpers, input and params
 # functions. No rules here.
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -21,6 +22,10 @@ RESOURCES = f"resources/{DATASET}"
 ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_submission.7z")]
 
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
+sys.path.insert(0, str(PACKAGE.parent))
+from wavefold.provenance import git_commit  # noqa: E402 - the package lives beside the workflow
+
+GIT_COMMIT = git_commit(workflow.basedir)  # provenance and submission descriptions name it
 
 
 wildcard_constraints:
@@ -58,7 +63,16 @@ def get_audio_policy():
 TRAINING = config["training"]
 MODELS = TRAINING["run"]
 FOLDS = list(range(config["folds"]["n_folds"]))
-ROUNDS = [1]  # pseudo-label rounds join with the pseudo-labelling stage
+# Round 1 trains on the labelled clips; every later round also on the previous round's pseudo-labels.
+PSEUDO = config["pseudo_label"]
+ROUNDS = list(range(1, PSEUDO["rounds"] + 1))
+FINAL_ROUND = ROUNDS[-1]
+BLEND = config["blend"]
+if set(BLEND["external"]) & set(TRAINING["models"]):
+    raise ValueError(
+        f"blend.external names {sorted(set(BLEND['external']) & set(TRAINING['models']))}, which are also "
+        f"models under training.models: give a teammate's predictions a name of their own."
+    )
 
 _unknown_models = [name for name in MODELS if name not in TRAINING["models"]]
 if _unknown_models:
@@ -79,8 +93,27 @@ def _merged(defaults, overrides):
 
 def get_model_settings(wildcards):
     """One model's complete training settings, as plain values: the params of its jobs, so that
-    changing one model's settings re-trains that model only."""
-    return _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
+    changing one model's settings re-trains that model only. The pseudo-label mix is a setting of
+    rounds > 1 only, so changing it leaves round 1 alone."""
+    settings = _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
+    if int(wildcards.round) > 1:
+        settings.update(pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"])
+    return settings
+
+
+def get_pseudo_training_input(wildcards):
+    """From round 2 on, a training job also reads the previous round's pseudo-labels and the test audio."""
+    if int(wildcards.round) == 1:
+        return {}
+    return {
+        "pseudo": f"results/pseudo/round{int(wildcards.round) - 1}/pseudo.csv",
+        "test_clips": "results/cache/test.npy",
+    }
+
+
+def get_pseudo_settings():
+    """What selects the pseudo-labels (not how many rounds, not the mix: those do not change the selection)."""
+    return {key: PSEUDO[key] for key in ("threshold", "agreement", "class_cap")}
 
 
 def get_training_code(wildcards):
@@ -117,3 +150,52 @@ def get_round_training_outputs(wildcards):
             fold=FOLDS,
         ),
     }
+
+
+# ----------------------------------------------------------------------------- blend, submission
+def get_blend_input(wildcards):
+    """Every model's OOF tables (one per fold) and averaged test table, and a teammate's predictions."""
+    files = {}
+    for model in MODELS:
+        files[f"oof_{model}"] = expand(
+            "results/train/round{round}/{model}/fold{fold}/oof.csv",
+            round=wildcards.round,
+            model=model,
+            fold=FOLDS,
+        )
+        files[f"test_{model}"] = f"results/predict/round{wildcards.round}/{model}.csv"
+    for name, paths in BLEND["external"].items():
+        files[f"external_oof_{name}"] = paths["oof"]
+        files[f"external_test_{name}"] = paths["test"]
+    return files
+
+
+def get_blend_settings():
+    return {key: value for key, value in BLEND.items() if key != "external"}
+
+
+def get_round_test_predictions(wildcards):
+    return expand("results/predict/round{round}/{model}.csv", round=wildcards.round, model=MODELS)
+
+
+# Where 'snakemake submit' goes: the demo has no Kaggle leaderboard, so its own hidden solution scores it.
+SUBMIT_TO = config["submit"]["to"]
+if SUBMIT_TO == "auto":
+    SUBMIT_TO = "local" if SOURCE == "demo" else "kaggle"
+if SUBMIT_TO == "local" and SOURCE != "demo":
+    raise ValueError("submit.to: local needs the demo's hidden solution; set source: demo or submit.to: kaggle")
+SUBMISSIONS_LOG = "results/submissions.csv"  # appended by every submit: the history the report shows
+
+
+def get_submit_input(wildcards):
+    return {"solution": f"{RESOURCES}/solution.csv"} if SUBMIT_TO == "local" else {}
+
+
+def get_report_extras(wildcards):
+    """The demo's local score and, once something was submitted, the submission history."""
+    extras = {}
+    if SOURCE == "demo":
+        extras["local_score"] = "results/submission/local_score.json"
+    if Path(SUBMISSIONS_LOG).is_file():
+        extras["submissions"] = SUBMISSIONS_LOG
+    return extras

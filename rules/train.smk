@@ -2,6 +2,7 @@
 # and per-class metrics. Resumes from its last checkpoint when it was killed.
 rule train:
     input:
+        unpack(get_pseudo_training_input),
         clips=rules.cache_audio.output.train,
         noise=rules.cache_audio.output.noise,
         folds=rules.folds.output.folds,
@@ -85,8 +86,18 @@ rule cv_table:
     input:
         unpack(get_round_training_outputs),
     output:
-        cv="results/cv/round{round}/cv.csv",
-        per_class="results/cv/round{round}/per_class.csv",
+        cv=report(
+            "results/cv/round{round}/cv.csv",
+            category="1. Cross-validation",
+            subcategory="round {round}",
+            caption="../report/cv_table.rst",
+        ),
+        per_class=report(
+            "results/cv/round{round}/per_class.csv",
+            category="1. Cross-validation",
+            subcategory="round {round}",
+            caption="../report/per_class.rst",
+        ),
     log:
         "logs/cv_table/round{round}.log",
     conda:

@@ -31,6 +31,13 @@ class KaggleStub:
     failures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     truncate_downloads: int = 0  # how many of the next file downloads break off halfway
     calls: list[str] = field(default_factory=list)
+    # Submissions: the uploaded files, scored by ``scorer(bytes) -> (public, private)``.
+    scorer: object = None
+    daily_limit: int = 5
+    failing_uploads: int = 0  # how many of the next upload PUTs the storage refuses (500)
+    pending_polls: int = 1  # how many list calls see a new submission still PENDING
+    submissions: list[dict] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
 
     def fail(self, method: str, code: int, message: str, times: int = 1) -> None:
         self.failures.setdefault(method, []).extend([(code, message)] * times)
@@ -92,6 +99,52 @@ class KaggleStub:
                     self.send_header("Location", f"http://localhost/files/{body['competitionName']}/{zip_path.name}")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+
+            def api_GetSubmissionLimits(self, body):
+                today = len(stub.submissions)
+                self._json(200, {"numToday": today, "numTotal": today,
+                                 "numAllowedNow": max(0, stub.daily_limit - today)})  # fmt: skip
+
+            def api_StartSubmissionUpload(self, body):
+                token = f"upload-{len(stub.uploads) + 1}"
+                stub.uploads[token] = b""
+                self._json(200, {"token": token, "createUrl": f"http://localhost/upload/{token}"})
+
+            def api_CreateSubmission(self, body):
+                data = stub.uploads.get(body.get("blobFileTokens", ""))
+                if not data:
+                    return self._json(400, {"code": 400, "message": "The file was not uploaded"})
+                if len(stub.submissions) >= stub.daily_limit:
+                    return self._json(429, {"code": 429, "message": "Your team has used its daily Submission allowance"})
+                public, private = stub.scorer(data) if stub.scorer else ("", "")
+                ref = 50000 + len(stub.submissions)
+                stub.submissions.insert(0, {"ref": ref, "description": body.get("submissionDescription", ""),
+                                            "fileName": "submission.csv", "status": "PENDING",
+                                            "polls": stub.pending_polls, "publicScore": str(public),
+                                            "privateScore": str(private), "totalBytes": len(data)})  # fmt: skip
+                self._json(200, {"message": f"Successfully submitted to {body['competitionName']}", "ref": ref})
+
+            def api_ListSubmissions(self, body):
+                listed = []
+                for entry in stub.submissions:
+                    if entry["status"] == "PENDING" and entry["polls"] <= 0:
+                        entry["status"] = "COMPLETE"
+                    entry["polls"] -= 1
+                    shown = {k: v for k, v in entry.items() if k != "polls"}
+                    if shown["status"] != "COMPLETE":
+                        shown["publicScore"] = shown["privateScore"] = ""
+                    listed.append(shown)
+                self._json(200, {"submissions": listed, "nextPageToken": ""})
+
+            def do_PUT(self):
+                token = urlsplit(self.path).path.rsplit("/", 1)[-1]
+                stub.calls.append(f"PUT {token}")
+                data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if stub.failing_uploads > 0 or token not in stub.uploads:
+                    stub.failing_uploads = max(0, stub.failing_uploads - 1)
+                    return self._json(500, {"code": 500, "message": "storage unavailable"})
+                stub.uploads[token] = data
+                self._json(200, {})
 
             def do_GET(self):
                 parts = urlsplit(self.path).path.split("/")

@@ -23,6 +23,7 @@ CONFIG = {
     "folds": {"n_folds": 2},
     "training": {"run": sorted(ALL), "models": ALL, "tta_shift_ms": [0, 50],
                  "defaults": {"epochs": 1, "batch_size": 32}},
+    "pseudo_label": {"rounds": 1},  # rounds are tested in test_pipeline.py
 }  # fmt: skip
 
 
@@ -65,7 +66,8 @@ def test_changing_one_models_settings_retrains_only_that_model(trained):
     changed = {**CONFIG, "training": {**CONFIG["training"], "models": {**ALL, "lenet": {"architecture": "lenet", "lr": 0.01}}}}
     result = snakemake(trained, "--dry-run", config=changed)
     assert result.returncode == 0
-    assert jobs_planned(result) == {"train", "predict_test", "average_folds", "cv_table", "all"}
+    downstream = {"blend", "submission", "score_local", "report_figures", "provenance", "all"}
+    assert jobs_planned(result) == {"train", "predict_test", "average_folds", "cv_table"} | downstream
     models = set(re.findall(r"wildcards: .*model=(\w+)", output_of(result)))
     assert models == {"lenet"}
 
@@ -111,6 +113,31 @@ def test_training_parts(trained):
     words = training.LABEL_SPACES["words31"]
     folded = training.to_labels12(np.eye(len(words)), words)
     assert folded[words.index("marvin"), unknown] == 1 and folded[words.index("yes"), LABELS.index("yes")] == 1
+
+
+def test_pseudo_labelled_clips_join_the_training_side_only(trained):
+    clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
+    test_clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
+    noise = np.load(trained / "results/cache/noise.npy")
+    folds = pd.read_csv(trained / "results/folds/folds.csv")
+    pseudo = pd.DataFrame({"row": [3, 7, 11, 20], "label": ["yes", "silence", "unknown", "go"]})
+    parts = (clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
+             pd.read_csv(trained / "results/folds/noise_segments.csv"), 0)  # fmt: skip
+    data = training.load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
+    assert data.val_rows.tolist() == np.flatnonzero(folds["fold"] == 0).tolist()  # validation unchanged
+    assert data.extra_noise.shape == (1, clips.shape[1])  # the one "silence" clip
+    settings = training.TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.0)
+    source, start, target = training.epoch_plan(data, settings, np.random.default_rng(0))
+    from_test = source >= len(clips)
+    assert from_test.sum() == 4  # all of them: fewer than half the labelled clips
+    batch = training.gather(clips, noise, source, start, np.ones(len(source)), clips.shape[1], data.variants, test_clips)
+    for k in np.flatnonzero(from_test):
+        row = source[k] - len(clips) - len(data.variants)
+        np.testing.assert_array_equal(batch[k], test_clips[row])
+        assert LABELS[target[k]] == pseudo.set_index("row").loc[row, "label"]
+    words = training.load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo)
+    assert len(words.pseudo_rows) == 3  # "unknown" has no word to learn
+    assert data.fingerprint() != training.load_fold(*parts, "labels12").fingerprint()
 
 
 def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):

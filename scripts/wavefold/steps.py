@@ -8,13 +8,17 @@ import traceback
 from contextlib import contextmanager
 
 from .archives import ArchiveError
+from .blend import BlendError
 from .demo import MissingSystemPackage
 from .folds import FoldError
 from .kaggle_api import KaggleError
 from .sources import LayoutError
+from .submission import SubmissionError
+from .submit import SubmitError
 
 #: Failures whose message already says what is wrong and what to do: no traceback for these.
-EXPLAINED = (ArchiveError, FoldError, KaggleError, LayoutError, MissingSystemPackage)
+EXPLAINED = (ArchiveError, BlendError, FoldError, KaggleError, LayoutError, MissingSystemPackage, SubmissionError,
+             SubmitError)  # fmt: skip
 
 
 @contextmanager

@@ -57,6 +57,8 @@ class TrainSettings:
     balanced: bool = False  # draw every class equally often (without replacement within an epoch)
     offline_share: float = 0.25  # offline variants (speed/pitch/stretch) per epoch, as a share of the clips
     label_space: str = "labels12"  # labels12 | words31
+    pseudo_share: float = 0.0  # pseudo-labelled test clips per epoch, as a share of the labelled clips (rounds > 1)
+    pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
     features: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
 
@@ -101,12 +103,26 @@ class FoldData:
     val_silence: pd.DataFrame  # start, gain, id of this fold's silence examples
     label_space: list[str]
     samples: int
+    pseudo_clips: np.ndarray | None = None  # the memory-mapped test cache; plans address it after the variants
+    pseudo_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # test-cache rows of pseudo-labelled clips
+    pseudo_targets: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    extra_noise: np.ndarray | None = None  # (k, samples) int16: pseudo-labelled silence, mixed in as noise
+
+    def fingerprint(self) -> str:
+        """What the job trains and validates on: a checkpoint made on other data is not resumed."""
+        digest = hashlib.sha256()
+        for part in (self.train_rows, self.train_targets, self.val_rows, self.variant_index, self.pseudo_rows,
+                     self.pseudo_targets, self.train_noise):  # fmt: skip
+            digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
 
 
 def load_fold(clips: np.ndarray, noise: np.ndarray, folds: pd.DataFrame, silence: pd.DataFrame,
               segments: pd.DataFrame, fold: int, label_space: str, variants: np.ndarray | None = None,
-              variant_sources: np.ndarray | None = None) -> FoldData:  # fmt: skip
-    """One fold's data; offline variants (and their source rows) are optional."""
+              variant_sources: np.ndarray | None = None, test_clips: np.ndarray | None = None,
+              pseudo: pd.DataFrame | None = None, pseudo_noise: bool = False) -> FoldData:  # fmt: skip
+    """One fold's data; offline variants (and their source rows) and pseudo-labelled test clips
+    (``pseudo``: test-cache row and 12-class label) are optional; both only ever train."""
     classes = LABEL_SPACES[label_space]
     index = {name: i for i, name in enumerate(classes)}
     key = folds["word"] if label_space == "words31" else folds["label"]
@@ -118,13 +134,26 @@ def load_fold(clips: np.ndarray, noise: np.ndarray, folds: pd.DataFrame, silence
         variants, variant_sources = np.zeros((0, clips.shape[1]), np.int16), np.zeros(0, int)
     # A variant belongs to its source clip's fold: only training-side variants are ever drawn.
     variant_index = np.flatnonzero(~is_val[variant_sources]) if len(variant_sources) else np.zeros(0, int)
+    pseudo_rows, pseudo_targets, extra_noise = np.zeros(0, int), np.zeros(0, int), None
+    if pseudo is not None and len(pseudo):
+        # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
+        usable = pseudo["label"].isin(classes)
+        if (~usable).any():
+            log.info("pseudo-labels: %d '%s' clips left out: not a class of the %s label space",
+                     int((~usable).sum()), "unknown", label_space)  # fmt: skip
+        pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
+        pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
+        if pseudo_noise:
+            silent = np.sort(pseudo.loc[pseudo["label"] == "silence", "row"].to_numpy())
+            extra_noise = np.asarray(test_clips[silent]) if len(silent) else None
     return FoldData(
         clips=clips, variants=variants, variant_index=variant_index,
         variant_targets=targets[variant_sources[variant_index]] if len(variant_index) else np.zeros(0, int),
         noise=noise, train_rows=np.flatnonzero(~is_val), train_targets=targets[~is_val],
         train_noise=train_noise, val_rows=np.flatnonzero(is_val), val_targets=targets[is_val],
         val_ids=folds.loc[is_val, "id"].tolist(), val_silence=own_silence, label_space=classes,
-        samples=clips.shape[1],
+        samples=clips.shape[1], pseudo_clips=test_clips, pseudo_rows=pseudo_rows, pseudo_targets=pseudo_targets,
+        extra_noise=extra_noise,
     )  # fmt: skip
 
 
@@ -156,11 +185,16 @@ def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator
     else:
         keep = np.arange(len(rows))
     clip_rows, clip_targets = rows[keep], targets[keep]
+    n_pseudo = min(len(data.pseudo_rows), int(round(len(clip_rows) * settings.pseudo_share)))
     n_variants = min(len(data.variant_index), int(round(len(clip_rows) * settings.offline_share)))
     if n_variants:
         pick = rng.choice(len(data.variant_index), size=n_variants, replace=False)
         clip_rows = np.concatenate([clip_rows, len(data.clips) + data.variant_index[pick]])
         clip_targets = np.concatenate([clip_targets, data.variant_targets[pick]])
+    if n_pseudo:
+        pick = rng.choice(len(data.pseudo_rows), size=n_pseudo, replace=False)
+        clip_rows = np.concatenate([clip_rows, len(data.clips) + len(data.variants) + data.pseudo_rows[pick]])
+        clip_targets = np.concatenate([clip_targets, data.pseudo_targets[pick]])
     n_silence = int(round(len(clip_rows) * settings.silence_share / max(1e-9, 1 - settings.silence_share)))
     starts = np.zeros(n_silence, dtype=np.int64)
     if n_silence and len(data.train_noise):
@@ -183,17 +217,20 @@ def _rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def gather(clips: np.ndarray, noise: np.ndarray, source: np.ndarray, start: np.ndarray, gain: np.ndarray,
-           samples: int, variants: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """A batch of int16 clips: cache rows (``source`` in [0, n)), offline variants (``source`` - n)
-    and noise windows scaled by ``gain`` (``source`` -1)."""
+           samples: int, variants: np.ndarray | None = None, test_clips: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """A batch of int16 clips: cache rows (``source`` in [0, n)), offline variants (``source`` - n, up to
+    n + v), pseudo-labelled test clips (``source`` - n - v) and noise windows scaled by ``gain`` (``source`` -1)."""
     batch = np.empty((len(source), samples), dtype=np.int16)
-    n = len(clips)
+    n, v = len(clips), 0 if variants is None else len(variants)
     is_clip = (source >= 0) & (source < n)
     if is_clip.any():
         batch[is_clip] = _rows(clips, source[is_clip])
-    is_variant = source >= n
+    is_variant = (source >= n) & (source < n + v)
     if is_variant.any():
         batch[is_variant] = _rows(variants, source[is_variant] - n)
+    is_test = source >= n + v
+    if is_test.any():
+        batch[is_test] = _rows(test_clips, source[is_test] - n - v)
     is_noise = source < 0
     if is_noise.any():
         windows = noise[start[is_noise, None] + np.arange(samples)]
@@ -353,10 +390,13 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
                        data.val_silence["gain"].to_numpy(), data.samples)  # fmt: skip
     val_targets = np.concatenate([data.val_targets, np.full(len(data.val_silence), data.label_space.index("silence"))])
     # Noise for mixing comes from the training side only: the stretches of the other folds.
-    train_noise = torch.cat([noise_device[s : s + n] for s, n in data.train_noise]) if len(data.train_noise) else None
+    noise_parts = [noise_device[s : s + n] for s, n in data.train_noise]
+    if settings.pseudo_noise and data.extra_noise is not None:
+        noise_parts.append(torch.from_numpy(data.extra_noise.astype(np.float32).ravel() / 32768.0).to(device))
+    train_noise = torch.cat(noise_parts) if noise_parts else None
 
     start_epoch, best, curve, best_state, stale = 0, -1.0, [], None, 0
-    fingerprint = settings.fingerprint() + f"/{seed}"
+    fingerprint = f"{settings.fingerprint()}/{data.fingerprint()}/{seed}"
     if paths.checkpoint.is_file():
         state = torch.load(paths.checkpoint, map_location=device, weights_only=False)
         if state["fingerprint"] == fingerprint:
@@ -382,7 +422,8 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
 
         def make_batch(i, bs=settings.batch_size):
             part = slice(i * bs, (i + 1) * bs)
-            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples, data.variants)
+            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples,
+                          data.variants, data.pseudo_clips)  # fmt: skip
 
         model.train()
         # Running sums stay on the device: reading them every step would make the GPU wait each time.

@@ -1,0 +1,73 @@
+# The report's figures and tables ('snakemake --report results/report.zip' collects them with the CV
+# and blend tables): confusion matrix, per-class accuracy, the most confidently wrong OOF clips,
+# train vs test label mix, pseudo-label counts and the history of submissions.
+rule report_figures:
+    input:
+        unpack(get_report_extras),
+        folds=rules.folds.output.folds,
+        silence=rules.folds.output.silence,
+        final_oof=f"results/blend/round{FINAL_ROUND}/oof.csv",
+        final_test=f"results/blend/round{FINAL_ROUND}/test.csv",
+        cv=expand("results/cv/round{round}/cv.csv", round=ROUNDS),
+        candidates=expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+        pseudo=expand("results/pseudo/round{round}/summary.csv", round=ROUNDS[:-1]),
+        code=package_files("report"),
+    output:
+        confusion=report("results/report/confusion.png", category="4. Errors", caption="../report/confusion.rst"),
+        per_class=report("results/report/per_class.csv", category="4. Errors", caption="../report/per_class.rst"),
+        wrong=report(
+            "results/report/confidently_wrong.csv",
+            category="4. Errors",
+            caption="../report/confidently_wrong.rst",
+        ),
+        mix=report("results/report/label_mix.csv", category="5. Label mix", caption="../report/mix.rst"),
+        mix_plot=report("results/report/label_mix.png", category="5. Label mix", caption="../report/mix.rst"),
+        cv_plot=report("results/report/cv.png", category="1. Cross-validation", caption="../report/cv.rst"),
+        pseudo=report(
+            "results/report/pseudo_labels.csv",
+            category="3. Pseudo-labels",
+            caption="../report/pseudo.rst",
+        ),
+        history=report(
+            "results/report/submissions.csv",
+            category="6. Submissions",
+            caption="../report/submissions.rst",
+        ),
+        history_plot=report(
+            "results/report/submissions.png",
+            category="6. Submissions",
+            caption="../report/submissions.rst",
+        ),
+    log:
+        "logs/report_figures.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        rounds=ROUNDS,
+        final_round=FINAL_ROUND,
+    script:
+        "../scripts/report_figures.py"
+
+
+# What made these results: the git commit, the installed packages and the resolved configuration.
+rule provenance:
+    output:
+        commit="results/provenance/commit.txt",
+        packages="results/provenance/pip-freeze.txt",
+        config="results/provenance/config.yaml",
+    log:
+        "logs/provenance.log",
+    localrule: True
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        commit=GIT_COMMIT,
+        config=config,
+    script:
+        "../scripts/provenance.py"

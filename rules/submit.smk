@@ -1,0 +1,66 @@
+# The submission: the final round's blend as fname,label, checked against sample_submission.csv
+# (same clips, each once, valid labels) before it is written.
+rule submission:
+    input:
+        blend=f"results/blend/round{FINAL_ROUND}/test.csv",
+        sample=rules.extract.output.sample_submission,
+        code=package_files("submission"),
+    output:
+        submission="results/submission/submission.csv",
+    log:
+        "logs/submission.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/submission.py"
+
+
+# The demo's score without submitting: the submission against the demo's hidden solution.
+rule score_local:
+    input:
+        submission=rules.submission.output.submission,
+        solution=rules.demo_competition.output.solution,
+        candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
+        code=package_files("submission"),
+    output:
+        "results/submission/local_score.json",
+    log:
+        "logs/score_local.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/score_local.py"
+
+
+# 'snakemake submit': upload the submission (Kaggle, or the local scorer for the demo), wait for the
+# score and append it to results/submissions.csv. Never part of 'all'; runs where there is internet.
+rule submit:
+    input:
+        unpack(get_submit_input),
+        submission=rules.submission.output.submission,
+        candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
+        code=package_files("submit", "submission", "kaggle_api", "provenance"),
+    output:
+        "results/submit/last.json",
+    log:
+        "logs/submit.log",
+    localrule: True
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    params:
+        to=SUBMIT_TO,
+        competition=COMPETITION,
+        wait_minutes=config["submit"]["wait_minutes"],
+        poll_seconds=config["submit"]["poll_seconds"],
+        log_table=SUBMISSIONS_LOG,
+    script:
+        "../scripts/submit.py"

@@ -1,0 +1,27 @@
+"""Rule blend: fit the blend on one round's out-of-fold probabilities, apply it to the test probabilities."""
+
+import pandas as pd
+
+from wavefold import blend
+from wavefold.settings import from_section
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "blend") as log:
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params
+    settings = from_section(blend.BlendSettings, p.settings, "blend")
+    oof_paths = {name: list(inp[f"oof_{name}"]) for name in p.models}
+    test_paths = {name: inp[f"test_{name}"] for name in p.models}
+    for name in p.external:  # a teammate's predictions, in the same format
+        oof_paths[name], test_paths[name] = [inp[f"external_oof_{name}"]], inp[f"external_test_{name}"]
+    truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
+    fnames = pd.read_csv(inp.test_index)["fname"].tolist()
+    result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings)
+    oof.to_csv(out.oof, index=False, float_format="%.6g")
+    test.to_csv(out.test, index=False, float_format="%.6g")
+    result.candidates.to_csv(out.candidates, index=False, float_format="%.5f")
+    result.weights.to_csv(out.weights, index=False, float_format="%.5f")
+    log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
+    log.info("weights:\n%s", result.weights.to_string())
+    log.info("chosen: %s", result.chosen)
+    if result.test_prior is not None:
+        log.info("test prior re-estimated by EM: %s", dict(zip(test.columns[1:], result.test_prior.round(3))))

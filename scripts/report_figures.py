@@ -1,0 +1,36 @@
+"""Rule report_figures: the report's figures and tables from the CV tables, blends and submissions."""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from wavefold import blend, report
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "report_figures") as log:
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params
+    truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))["label"]
+    oof, test = pd.read_csv(inp.final_oof), pd.read_csv(inp.final_test)
+    matrix = report.confusion(oof, truth)
+    report.plot_confusion(matrix, f"Final blend (round {p.final_round}), out-of-fold", out.confusion)
+    pd.DataFrame({"accuracy": report.per_class_accuracy(matrix), "clips": matrix.sum(1)}).to_csv(
+        out.per_class, index_label="label", float_format="%.4f"
+    )
+    report.confidently_wrong(oof, truth).to_csv(out.wrong, index=False, float_format="%.4f")
+    mix = report.label_mix(oof, truth, test)
+    mix.to_csv(out.mix, index_label="label", float_format="%.4f")
+    report.plot_label_mix(mix, out.mix_plot)
+    cv = {r: pd.read_csv(path, index_col=0) for r, path in zip(p.rounds, inp.cv)}
+    candidates = {r: pd.read_csv(path) for r, path in zip(p.rounds, inp.candidates)}
+    report.plot_cv(cv, candidates, out.cv_plot)
+    pseudo = [pd.read_csv(path).assign(round=r) for r, path in zip(p.rounds, inp.pseudo)]
+    (pd.concat(pseudo) if pseudo else pd.DataFrame(columns=["label", "taken", "round"])).to_csv(out.pseudo, index=False)
+    history = pd.read_csv(inp.submissions) if "submissions" in inp.keys() else pd.DataFrame(
+        columns=["date", "to", "cv", "public", "private"])  # fmt: skip
+    if "local_score" in inp.keys():
+        log.info("local score of the demo submission: %s", Path(inp.local_score).read_text())
+    history.to_csv(out.history, index=False)
+    report.plot_submissions(history, out.history_plot)
+    plt.close("all")
+    log.info("per-class accuracy of the final blend:\n%s", report.per_class_accuracy(matrix).round(4).to_string())

@@ -1,0 +1,14 @@
+"""Rule submission: fname,label from the final blend, checked against sample_submission.csv before it is final."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from wavefold import submission
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "submission") as log:
+    inp, out = snakemake.input, snakemake.output
+    table = submission.make_submission(pd.read_csv(inp.blend))
+    submission.write_checked(table, pd.read_csv(inp.sample), Path(out.submission))
+    log.info("%d clips; predicted label mix:\n%s", len(table), table["label"].value_counts().to_string())

@@ -1,0 +1,34 @@
+"""Rule submit: upload the submission (Kaggle, or the local scorer for the demo), wait for the score, record it."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from wavefold import provenance, submission, submit
+from wavefold.steps import rule_step
+
+with rule_step(snakemake, "submit") as log:
+    inp, p = snakemake.input, snakemake.params
+    path = Path(inp.submission)
+    sha256 = submission.file_sha256(path)
+    candidates = pd.read_csv(inp.candidates)
+    cv = float(candidates.loc[candidates["chosen"], "accuracy"].iloc[0])
+    description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
+    previous = submit.read_log(Path(p.log_table))
+    log.info("submitting %s to %s: %s", path, p.to, description)
+    if p.to == "local":
+        submit.refuse_duplicate(sha256, previous, [], "the local scorer")
+        outcome = submit.submit_local(path, Path(inp.solution))
+    else:
+        outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
+                                       p.poll_seconds)  # fmt: skip
+    row = submit.record(Path(p.log_table), p.to, p.competition, path, sha256, cv, description, outcome)
+    with open(snakemake.output[0], "w") as handle:
+        json.dump({**row, "error": outcome.error}, handle, indent=2)
+    log.info("recorded in %s: %s", p.log_table, row)
+    if outcome.status == "error":
+        raise submit.SubmitError(f"Kaggle could not score the submission {outcome.ref}: {outcome.error}")
+    if outcome.status != "complete":
+        log.warning("no score yet after %s min; 'kaggle competitions submissions -c %s' shows it later",
+                    p.wait_minutes, p.competition)  # fmt: skip

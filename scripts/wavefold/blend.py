@@ -1,0 +1,314 @@
+"""Blending the out-of-fold probabilities of several models, and applying the blend to the test set.
+
+Every combiner is fitted on out-of-fold (OOF) probabilities only, and every combiner that learns
+something (weights, temperatures, a stacker) is scored by cross-validation over the same folds the
+models were trained on: fitted on the other folds' OOF rows, scored on the held-out fold. So the CV
+of a blend is as honest as the CV of a single model, and choosing the best candidate by that CV
+(the single models are candidates too) never picks a blend that only looks better because it saw
+its own validation rows.
+
+Candidates:
+  - every single model;
+  - ``mean``: the plain average;
+  - ``logloss``: non-negative weights summing to 1 that minimise the log-loss (scipy, SLSQP);
+  - ``accuracy``: Caruana et al. (2004) greedy ensemble selection with replacement, which climbs
+    accuracy directly (log-loss breaks ties) — the usual Kaggle answer to a non-smooth metric;
+  - ``stacking``: a multinomial logistic regression (scikit-learn) on the models' log-probabilities.
+Optionally each model is temperature-scaled first (one temperature per model, fitted on OOF).
+Optionally the test probabilities are corrected toward the test set's class prior, re-estimated
+by EM (Saerens, Latinne & Decaestecker, 2002): the real test set is ~53% unknown, train far less.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize, minimize_scalar
+
+from .labels import LABELS
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-7
+METHODS = ("mean", "logloss", "accuracy", "stacking")
+
+
+class BlendError(ValueError):
+    """Probability tables that cannot be blended; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    method: str = "auto"  # auto (best honest CV among all candidates) | a model name | mean | logloss | accuracy | stacking
+    candidates: tuple = ("mean", "logloss", "accuracy", "stacking")
+    temperature: bool = True
+    prior_correction: str = "none"  # none | em
+    accuracy_iterations: int = 40
+
+
+# ---------------------------------------------------------------- reading ---------------------------------
+
+
+def read_table(path, id_column: str) -> pd.DataFrame:
+    """A probability table in the workflow's format, checked: id column, the 12 label columns, valid values."""
+    try:
+        table = pd.read_csv(path)
+    except Exception as error:  # noqa: BLE001 - any unreadable file gets the same explanation
+        raise BlendError(f"{path}: cannot read it as CSV ({error})") from error
+    missing = [c for c in [id_column, *LABELS] if c not in table.columns]
+    if missing:
+        raise BlendError(
+            f"{path}: missing columns {missing}. Probability tables have '{id_column}' and one column per label "
+            f"({' '.join(LABELS)}); see DESIGN.md, Contracts."
+        )
+    values = table[list(LABELS)].to_numpy(dtype=float)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise BlendError(f"{path}: probabilities must be finite and non-negative")
+    if table[id_column].duplicated().any():
+        dupes = table.loc[table[id_column].duplicated(), id_column].head(3).tolist()
+        raise BlendError(f"{path}: clip ids repeat, e.g. {dupes}")
+    return table
+
+
+def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path) -> np.ndarray:
+    """The table's probabilities in the order of ``ids``, renormalised; every id must be there."""
+    indexed = table.set_index(id_column)
+    absent = ids.difference(indexed.index)
+    if len(absent):
+        raise BlendError(
+            f"{path}: {len(absent)} of {len(ids)} clips have no prediction (e.g. {list(absent[:3])}). "
+            f"Predictions that join a blend must cover every clip."
+        )
+    values = indexed.loc[ids, list(LABELS)].to_numpy(dtype=float)
+    return values / np.clip(values.sum(1, keepdims=True), EPS, None)
+
+
+def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
+    """Every OOF clip's id, fold and label: the labelled clips and the silence examples."""
+    columns = ["id", "fold", "label"]
+    return pd.concat([folds[columns], silence[columns]], ignore_index=True).set_index("id")
+
+
+# ---------------------------------------------------------------- metrics ---------------------------------
+
+
+def log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probabilities[np.arange(len(y)), y], EPS, None)).mean())
+
+
+def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    return float((probabilities.argmax(1) == y).mean())
+
+
+# ---------------------------------------------------------------- combiners -------------------------------
+# P has shape (models, clips, classes). A combiner is fit(P, y) -> state and apply(P, state) -> probabilities.
+
+
+def _normalise(p: np.ndarray) -> np.ndarray:
+    return p / np.clip(p.sum(-1, keepdims=True), EPS, None)
+
+
+def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
+    """The temperature T that minimises the log-loss of softmax(log p / T)."""
+    logp = np.log(np.clip(p, EPS, None))
+
+    def loss(log_t):
+        return log_loss(scale_temperature(logp, np.exp(log_t), logs=True), y)
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))
+
+
+def scale_temperature(p: np.ndarray, temperature: float, logs: bool = False) -> np.ndarray:
+    logits = (p if logs else np.log(np.clip(p, EPS, None))) / temperature
+    logits = logits - logits.max(-1, keepdims=True)
+    return _normalise(np.exp(logits))
+
+
+def fit_logloss_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    m = len(P)
+    picked = P[:, np.arange(len(y)), y]  # (models, clips): only the true class matters for log-loss
+
+    def loss(w):
+        return -np.log(np.clip(w @ picked, EPS, None)).mean()
+
+    def grad(w):
+        return -(picked / np.clip(w @ picked, EPS, None)).mean(1)
+
+    result = minimize(loss, np.full(m, 1 / m), jac=grad, method="SLSQP", bounds=[(0, 1)] * m,
+                      constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}])  # fmt: skip
+    weights = np.clip(result.x, 0, None)
+    return weights / weights.sum()
+
+
+def fit_accuracy_weights(P: np.ndarray, y: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """Greedy forward selection with replacement (Caruana et al., 2004): add the model that most
+    improves accuracy (ties: log-loss) of the running average; weights are the selection counts."""
+    m = len(P)
+    counts = np.zeros(m)
+    total = np.zeros_like(P[0])
+    for _ in range(iterations):
+        best = None
+        for i in range(m):
+            candidate = (total + P[i]) / (counts.sum() + 1)
+            score = (accuracy(candidate, y), -log_loss(candidate, y))
+            if best is None or score > best[0]:
+                best = (score, i)
+        counts[best[1]] += 1
+        total += P[best[1]]
+    return counts / counts.sum()
+
+
+def _stack_features(P: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(P, EPS, None)).transpose(1, 0, 2).reshape(P.shape[1], -1)
+
+
+def fit_stacker(P: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    # Classes absent from a training split still get a column: the stacker predicts all 12.
+    # newton-cg: ~10x faster than lbfgs on these few, strongly correlated features.
+    model = LogisticRegression(C=1.0, max_iter=500, solver="newton-cg")
+    model.fit(_stack_features(P), y)
+    return model
+
+
+def apply_stacker(model, P: np.ndarray) -> np.ndarray:
+    out = np.full((P.shape[1], len(LABELS)), EPS)
+    out[:, model.classes_] = model.predict_proba(_stack_features(P))
+    return _normalise(out)
+
+
+def fit_method(method: str, P: np.ndarray, y: np.ndarray, settings: BlendSettings):
+    if method == "mean":
+        return np.full(len(P), 1 / len(P))
+    if method == "logloss":
+        return fit_logloss_weights(P, y)
+    if method == "accuracy":
+        return fit_accuracy_weights(P, y, settings.accuracy_iterations)
+    if method == "stacking":
+        return fit_stacker(P, y)
+    raise BlendError(f"unknown blend method {method!r} (one of {', '.join(METHODS)})")
+
+
+def apply_method(method: str, state, P: np.ndarray) -> np.ndarray:
+    if method == "stacking":
+        return apply_stacker(state, P)
+    return _normalise(np.tensordot(state, P, axes=1))
+
+
+# ---------------------------------------------------------------- the blend -------------------------------
+
+
+@dataclass
+class Blend:
+    """The chosen blend, its candidates' CV, and what it learned (for the report)."""
+
+    chosen: str
+    candidates: pd.DataFrame  # candidate, kind, accuracy, log_loss, chosen
+    weights: pd.DataFrame  # model, temperature, and one weight column per weighted method
+    oof: np.ndarray
+    test: np.ndarray
+    test_prior: np.ndarray | None = None
+
+
+def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray:
+    return np.array([fit_temperature(p, y) for p in P]) if on else np.ones(len(P))
+
+
+def _scaled(P: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+    return np.stack([scale_temperature(p, t) for p, t in zip(P, temperatures)])
+
+
+def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray, settings: BlendSettings) -> np.ndarray:
+    """OOF probabilities of a combiner fitted fold by fold on the other folds' rows."""
+    out = np.zeros(P.shape[1:])
+    for fold in np.unique(folds):
+        held = folds == fold
+        temperatures = _temperatures(P[:, ~held], y[~held], settings.temperature)
+        state = fit_method(method, _scaled(P[:, ~held], temperatures), y[~held], settings)
+        out[held] = apply_method(method, state, _scaled(P[:, held], temperatures))
+    return out
+
+
+def em_prior(probabilities: np.ndarray, train_prior: np.ndarray, iterations: int = 100, tol: float = 1e-6):
+    """Saerens et al. (2002): re-estimate the class prior of unlabelled data and adjust its posteriors."""
+    train_prior = np.clip(train_prior, EPS, None)
+    prior = train_prior.copy()
+    adjusted = probabilities
+    for _ in range(iterations):
+        adjusted = _normalise(probabilities * (prior / train_prior))
+        new_prior = adjusted.mean(0)
+        if np.abs(new_prior - prior).max() < tol:
+            prior = new_prior
+            break
+        prior = new_prior
+    return adjusted, prior
+
+
+def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray, P_test: np.ndarray,
+              settings: BlendSettings) -> Blend:  # fmt: skip
+    """Score every candidate by honest CV, choose one, refit it on all OOF rows and apply it to the test."""
+    rows, cv_oof = [], {}
+    for i, name in enumerate(names):
+        cv_oof[name] = P_oof[i]
+        rows.append({"candidate": name, "kind": "model"})
+    for method in settings.candidates if len(names) > 1 else ():
+        cv_oof[method] = cross_validated(method, P_oof, y, folds, settings)
+        rows.append({"candidate": method, "kind": "blend"})
+    candidates = pd.DataFrame(rows)
+    candidates["accuracy"] = [accuracy(cv_oof[c], y) for c in candidates["candidate"]]
+    candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
+    if settings.method == "auto":
+        ranked = candidates.sort_values(["accuracy", "log_loss"], ascending=[False, True], kind="stable")
+        chosen = ranked["candidate"].iloc[0]
+    elif settings.method in cv_oof:
+        chosen = settings.method
+    else:
+        raise BlendError(f"blend.method {settings.method!r} is neither auto, a blend method nor a model ({names})")
+    candidates["chosen"] = candidates["candidate"] == chosen
+
+    temperatures = _temperatures(P_oof, y, settings.temperature)
+    weights = pd.DataFrame({"model": names, "temperature": temperatures})
+    states = {}
+    for method in settings.candidates if len(names) > 1 else ():
+        states[method] = fit_method(method, _scaled(P_oof, temperatures), y, settings)
+        if method != "stacking":
+            weights[method] = states[method]
+    if chosen in names:
+        test = P_test[names.index(chosen)]
+    else:
+        test = apply_method(chosen, states[chosen], _scaled(P_test, temperatures))
+    blend = Blend(chosen, candidates, weights, cv_oof[chosen], test)
+    if settings.prior_correction == "em":
+        train_prior = np.bincount(y, minlength=len(LABELS)) / len(y)
+        blend.test, blend.test_prior = em_prior(test, train_prior)
+    elif settings.prior_correction != "none":
+        raise BlendError(f"blend.prior_correction {settings.prior_correction!r}: none | em")
+    return blend
+
+
+def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: pd.DataFrame, fnames: list[str],
+                 settings: BlendSettings) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """Read and check every model's OOF and test tables, blend them; returns the blend, its OOF table
+    (id, fold, labels) and its test table (fname, labels)."""
+    ids = truth.index
+    y = truth["label"].map(LABELS.index).to_numpy()
+    folds = truth["fold"].to_numpy()
+    test_ids = pd.Index(fnames)
+    names = list(oof_paths)
+    P_oof = np.stack([
+        align(pd.concat([read_table(p, "id") for p in oof_paths[name]], ignore_index=True), ids, "id",
+              ", ".join(map(str, oof_paths[name])))
+        for name in names
+    ])  # fmt: skip
+    P_test = np.stack([align(read_table(test_paths[name], "fname"), test_ids, "fname", test_paths[name]) for name in names])
+    blend = fit_blend(names, P_oof, y, folds, P_test, settings)
+    oof = pd.DataFrame(blend.oof, columns=list(LABELS))
+    oof.insert(0, "id", ids)
+    oof.insert(1, "fold", folds)
+    test = pd.DataFrame(blend.test, columns=list(LABELS))
+    test.insert(0, "fname", fnames)
+    return blend, oof, test

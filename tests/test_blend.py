@@ -1,0 +1,95 @@
+"""Blending: honest CV of every candidate, never below the best single model, prior correction, bad tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wavefold import blend
+from wavefold.labels import LABELS
+
+C = len(LABELS)
+
+
+def noisy_model(y, rng, skill, temperature=1.0):
+    """Probabilities whose argmax is right with probability ~skill; errors independent across models."""
+    logits = rng.normal(0, 1, (len(y), C))
+    logits[np.arange(len(y)), y] += skill
+    return blend.scale_temperature(logits, temperature, logs=True)
+
+
+@pytest.fixture(scope="module")
+def oof():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, C, 3000)
+    folds = np.arange(len(y)) % 5
+    P = np.stack([noisy_model(y, rng, s, t) for s, t in ((2.0, 1.0), (2.3, 0.5), (1.5, 2.0))])
+    return P, y, folds
+
+
+def test_every_candidate_is_scored_and_the_blend_beats_the_best_single_model(oof):
+    P, y, folds = oof
+    result = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :100], blend.BlendSettings())
+    table = result.candidates.set_index("candidate")
+    assert set(table.index) == {"a", "b", "c", "mean", "logloss", "accuracy", "stacking"}
+    best_single = table.loc[["a", "b", "c"], "accuracy"].max()
+    assert table.loc[result.chosen, "accuracy"] >= best_single
+    assert table.loc[result.chosen, "kind"] == "blend"  # independent errors: averaging must help
+    assert result.test.shape == (100, C) and np.allclose(result.test.sum(1), 1)
+    weights = result.weights.set_index("model")
+    assert np.allclose(weights[["logloss", "accuracy", "mean"]].sum(), 1)
+    assert (weights[["logloss", "accuracy"]] >= 0).all().all()
+
+
+def test_a_useless_model_gets_little_weight_and_a_lone_model_is_its_own_blend(oof):
+    P, y, folds = oof
+    rng = np.random.default_rng(1)
+    useless = blend.scale_temperature(rng.normal(0, 1, (len(y), C)), 1.0, logs=True)
+    result = blend.fit_blend(["a", "b", "noise"], np.stack([P[0], P[1], useless]), y, folds, P[:, :10],
+                             blend.BlendSettings())  # fmt: skip
+    assert result.weights.set_index("model").loc["noise", "logloss"] < 0.1
+    alone = blend.fit_blend(["a"], P[:1], y, folds, P[:1, :10], blend.BlendSettings())
+    assert alone.chosen == "a" and list(alone.candidates["candidate"]) == ["a"]
+
+
+def test_temperature_is_recovered():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, C, 4000)
+    logits = rng.normal(0, 1, (len(y), C))
+    logits[np.arange(len(y)), y] += 2
+    calibrated = blend.scale_temperature(logits, 1.0, logs=True)
+    sampled = np.array([rng.choice(C, p=p) for p in calibrated])  # labels drawn from the calibrated model
+    overconfident = blend.scale_temperature(logits, 0.4, logs=True)
+    assert blend.fit_temperature(overconfident, sampled) == pytest.approx(1 / 0.4, rel=0.15)
+
+
+def test_em_recovers_a_shifted_prior():
+    rng = np.random.default_rng(3)
+    train_prior = np.full(C, 1 / C)
+    test_prior = np.full(C, 0.5 / (C - 1))
+    test_prior[LABELS.index("unknown")] = 0.5
+    y = rng.choice(C, size=6000, p=test_prior)
+    # Scores s = N(0, 1) + mu on the true class: the Bayes posterior under a uniform prior is softmax(mu s).
+    mu = 1.5
+    scores = rng.normal(0, 1, (len(y), C))
+    scores[np.arange(len(y)), y] += mu
+    posteriors = blend.scale_temperature(mu * scores, 1.0, logs=True)
+    adjusted, prior = blend.em_prior(posteriors, train_prior)
+    assert prior[LABELS.index("unknown")] == pytest.approx(0.5, abs=0.08)
+    assert blend.accuracy(adjusted, y) > blend.accuracy(posteriors, y)
+
+
+def test_bad_tables_are_named(tmp_path):
+    good = pd.DataFrame(np.full((2, C), 1 / C), columns=list(LABELS))
+    good.insert(0, "fname", ["a.wav", "b.wav"])
+    path = tmp_path / "teammate.csv"
+    good.drop(columns="unknown").to_csv(path, index=False)
+    with pytest.raises(blend.BlendError, match=r"teammate.csv: missing columns \['unknown'\]"):
+        blend.read_table(path, "fname")
+    good.to_csv(path, index=False)
+    table = blend.read_table(path, "fname")
+    with pytest.raises(blend.BlendError, match="teammate.csv: 1 of 3 clips have no prediction"):
+        blend.align(table, pd.Index(["a.wav", "b.wav", "c.wav"]), "fname", path)
+    good.loc[0, "yes"] = np.nan
+    good.to_csv(path, index=False)
+    with pytest.raises(blend.BlendError, match="finite"):
+        blend.read_table(path, "fname")

@@ -1,0 +1,175 @@
+"""The whole DAG on the tiny demo — 2 models x 2 folds x 2 rounds — through blend, pseudo-labels,
+submission, local score, report and submit (local scorer and the real kaggle client against the
+stand-in server), and the reproduce-from-scratch check."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import output_of, snakemake
+from kaggle_stub import KaggleStub
+from wavefold import submission
+from wavefold.labels import LABELS
+
+CONFIG = {
+    "demo": {"size": "tiny"},
+    "folds": {"n_folds": 2},
+    "training": {"run": ["lenet", "matchboxnet"], "tta_shift_ms": [0, 50], "defaults": {"epochs": 1, "batch_size": 32}},
+    # One epoch on 400 clips makes shy models: a low threshold, so that round 2 really gets pseudo-labels.
+    "pseudo_label": {"rounds": 2, "threshold": 0.2, "agreement": False},
+    "submit": {"poll_seconds": 0.2, "wait_minutes": 0.5},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    result = snakemake(workdir, config=CONFIG, timeout=1500)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def test_the_dag_ends_in_a_checked_scored_submission(pipeline):
+    sample = pd.read_csv(next(pipeline.glob("resources/*/sample_submission.csv")))
+    made = pd.read_csv(pipeline / "results/submission/submission.csv")
+    assert submission.problems(made, sample) == []
+    score = json.loads((pipeline / "results/submission/local_score.json").read_text())
+    assert 0 <= score["public"] <= 1 and 0 <= score["private"] <= 1
+    for round_ in (1, 2):
+        candidates = pd.read_csv(pipeline / f"results/blend/round{round_}/candidates.csv")
+        chosen = candidates.loc[candidates["chosen"], "accuracy"].item()
+        assert chosen >= candidates.loc[candidates["kind"] == "model", "accuracy"].max()  # never below the best model
+        assert {"mean", "logloss", "accuracy", "stacking"} <= set(candidates["candidate"])
+        oof = pd.read_csv(pipeline / f"results/blend/round{round_}/oof.csv")
+        assert list(oof.columns) == ["id", "fold", *LABELS]
+        assert np.allclose(oof[list(LABELS)].sum(axis=1), 1, atol=1e-4)
+
+
+def test_round_two_trains_on_pseudo_labelled_test_clips_only_on_the_training_side(pipeline):
+    pseudo = pd.read_csv(pipeline / "results/pseudo/round1/pseudo.csv")
+    assert len(pseudo) > 0 and pseudo["label"].isin(LABELS).all()
+    assert (pseudo["confidence"] >= 0.2).all()
+    summary = pd.read_csv(pipeline / "results/pseudo/round1/summary.csv").set_index("label")
+    assert (summary.loc[list(LABELS), "taken"] <= summary.loc[list(LABELS), "cap"]).all()
+    log = (pipeline / "logs/train/round2/lenet/fold0.log").read_text()
+    assert f"{len(pseudo)} pseudo-labelled test clips available" in log
+    test_names = set(pd.read_csv(pipeline / "results/index/test.csv")["fname"])
+    for fold in (0, 1):  # the OOF of round 2 is scored on labelled clips only
+        oof = pd.read_csv(pipeline / f"results/train/round2/matchboxnet/fold{fold}/oof.csv")
+        assert not set(oof["id"]) & test_names
+
+
+def test_report_is_built(pipeline):
+    for name in ("confusion.png", "confidently_wrong.csv", "label_mix.png", "cv.png", "pseudo_labels.csv"):
+        assert (pipeline / "results/report" / name).stat().st_size > 0
+    wrong = pd.read_csv(pipeline / "results/report/confidently_wrong.csv")
+    assert (wrong["label"] != wrong["predicted"]).all()
+    result = snakemake(pipeline, "--report", "results/report.zip", config=CONFIG)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert (pipeline / "results/report.zip").stat().st_size > 10_000
+    assert (pipeline / "results/provenance/pip-freeze.txt").read_text().count("torch==") == 1
+
+
+def _fresh_submit_state(workdir):
+    for path in (workdir / "results/submit/last.json", workdir / "results/submissions.csv"):
+        path.unlink(missing_ok=True)
+
+
+def test_submit_to_the_local_scorer_and_refuse_a_duplicate(pipeline):
+    _fresh_submit_state(pipeline)
+    result = snakemake(pipeline, "submit", config=CONFIG)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    history = pd.read_csv(pipeline / "results/submissions.csv")
+    score = json.loads((pipeline / "results/submission/local_score.json").read_text())
+    assert history["to"].tolist() == ["local"] and history["public"].item() == pytest.approx(score["public"])
+    (pipeline / "results/submit/last.json").unlink()
+    again = snakemake(pipeline, "submit", config=CONFIG)
+    assert again.returncode != 0
+    assert "was already submitted to local" in output_of(again)
+    assert len(pd.read_csv(pipeline / "results/submissions.csv")) == 1
+
+
+@pytest.fixture
+def stub(pipeline):
+    solution = pd.read_csv(next(pipeline.glob("resources/*/solution.csv")))
+
+    def scorer(data):
+        scores = submission.score(pd.read_csv(io.BytesIO(data)), solution)
+        return round(scores["public"], 5), round(scores["private"], 5)
+
+    server = KaggleStub(scorer=scorer).start()
+    yield server
+    server.stop()
+
+
+def kaggle_submit(pipeline, stub, tmp_path):
+    _fresh_submit_state(pipeline)
+    config = {**CONFIG, "submit": {**CONFIG["submit"], "to": "kaggle"}}
+    return snakemake(pipeline, "submit", config=config, env=stub.client_env(dict(__import__("os").environ), tmp_path))
+
+
+def test_submit_through_the_kaggle_client_waits_for_the_score(pipeline, stub, tmp_path):
+    result = kaggle_submit(pipeline, stub, tmp_path)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    for call in ("GetSubmissionLimits", "StartSubmissionUpload", "PUT upload-1", "CreateSubmission", "ListSubmissions"):
+        assert call in stub.calls
+    assert stub.calls.index("GetSubmissionLimits") < stub.calls.index("StartSubmissionUpload")
+    history = pd.read_csv(pipeline / "results/submissions.csv")
+    assert history["status"].item() == "complete"
+    expected = submission.score(pd.read_csv(pipeline / "results/submission/submission.csv"),
+                                pd.read_csv(next(pipeline.glob("resources/*/solution.csv"))))  # fmt: skip
+    assert history["public"].item() == pytest.approx(expected["public"], abs=1e-5)
+    description = stub.submissions[0]["description"]
+    assert description.startswith("wavefold ") and "config " in description and "sha256 " in description
+    # The same file again: refused from the server's list even without our own log.
+    again = kaggle_submit(pipeline, stub, tmp_path)
+    assert again.returncode != 0 and "already among the submissions on Kaggle" in output_of(again)
+    assert len(stub.submissions) == 1
+
+
+def test_a_failed_upload_is_detected(pipeline, stub, tmp_path):
+    stub.failing_uploads = 1  # the client prints "Could not submit" and returns normally
+    result = kaggle_submit(pipeline, stub, tmp_path)
+    assert result.returncode != 0
+    assert "did not become a submission" in output_of(result)
+    assert not (pipeline / "results/submissions.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "method, code, message, expected",
+    [
+        ("StartSubmissionUpload", 403, "You must accept this competition's rules before you'll be able to submit.",
+         "/rules"),
+        ("GetSubmissionLimits", 429, "Too many requests", "after 3 attempts"),
+    ],
+)  # fmt: skip
+def test_kaggle_refusals_are_explained(pipeline, stub, tmp_path, method, code, message, expected):
+    stub.fail(method, code, message, times=3)
+    result = kaggle_submit(pipeline, stub, tmp_path)
+    assert result.returncode != 0
+    assert expected in output_of(result) and "Traceback" not in output_of(result).split("wavefold submit")[1][:300]
+
+
+def test_no_submissions_left_today(pipeline, stub, tmp_path):
+    stub.daily_limit = 0
+    result = kaggle_submit(pipeline, stub, tmp_path)
+    assert result.returncode != 0 and "allows no more submissions" in output_of(result)
+    assert "StartSubmissionUpload" not in stub.calls
+
+
+def test_reproducible_from_scratch(pipeline, tmp_path):
+    """A second run from a clean state with the same seed gives byte-identical OOF tables and submission."""
+    again = tmp_path / "again"
+    again.mkdir()
+    result = snakemake(again, config=CONFIG, timeout=1500)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    compared = ["results/submission/submission.csv", "results/blend/round2/oof.csv", "results/blend/round2/test.csv"]
+    compared += [str(p.relative_to(pipeline)) for p in sorted(pipeline.glob("results/train/round*/*/fold*/oof.csv"))]
+    assert len(compared) == 11
+    for name in compared:
+        assert (again / name).read_bytes() == (pipeline / name).read_bytes(), name
+    shutil.rmtree(again)

@@ -1,0 +1,63 @@
+"""The submission check, the local scorer and the pseudo-label selection, without Snakemake."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wavefold import pseudo, submission
+from wavefold.labels import LABELS
+
+
+@pytest.fixture
+def sample():
+    return pd.DataFrame({"fname": [f"clip_{i:09x}.wav" for i in range(6)], "label": "silence"})
+
+
+def test_a_valid_submission_is_written(sample, tmp_path):
+    made = sample.assign(label=["yes", "no", "unknown", "silence", "go", "stop"])
+    submission.write_checked(made, sample, tmp_path / "submission.csv")
+    assert pd.read_csv(tmp_path / "submission.csv").equals(made)
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda s: s.iloc[:-1], "5 rows, the sample submission has 6"),
+        (lambda s: pd.concat([s.iloc[:-1], s.iloc[:1]]), "1 clips appear more than once"),
+        (lambda s: s.assign(fname=s["fname"].replace({"clip_000000005.wav": "clip_xyz.wav"})), "not in the sample"),
+        (lambda s: s.assign(label=["yes", "maybe", "no", "no", "no", "no"]), "labels are not one of"),
+        (lambda s: s.rename(columns={"label": "prediction"}), "columns are"),
+    ],
+)
+def test_an_invalid_submission_is_never_written(sample, tmp_path, damage, expected):
+    with pytest.raises(submission.SubmissionError, match=expected):
+        submission.write_checked(damage(sample), sample, tmp_path / "submission.csv")
+    assert not (tmp_path / "submission.csv").exists()
+
+
+def test_local_score_splits_public_and_private():
+    solution = pd.DataFrame({"fname": list("abcd"), "label": ["yes", "no", "yes", "no"],
+                             "Usage": ["Public", "Public", "Private", "Private"]})  # fmt: skip
+    made = pd.DataFrame({"fname": list("abcd"), "label": ["yes", "yes", "yes", "no"]})
+    assert submission.score(made, solution) == {"all": 0.75, "public": 0.5, "private": 1.0}
+
+
+def test_pseudo_labels_need_confidence_agreement_and_respect_class_caps():
+    n = 8
+    probabilities = np.full((n, len(LABELS)), 0.01)
+    top = ["yes", "yes", "yes", "no", "no", "unknown", "silence", "go"]
+    confidence = [0.99, 0.98, 0.97, 0.96, 0.5, 0.99, 0.99, 0.99]
+    for i, (label, p) in enumerate(zip(top, confidence)):
+        probabilities[i, LABELS.index(label)] = p
+    fnames = [f"clip_{i:09x}.wav" for i in range(n)]
+    blend = pd.DataFrame(probabilities, columns=list(LABELS)).assign(fname=fnames)
+    other = blend.copy()
+    other.loc[7, "go"], other.loc[7, "stop"] = 0.0, 1.0  # a model disagrees on clip 7
+    index = pd.DataFrame({"fname": fnames, "usable": [True] * 5 + [False] + [True] * 2})  # clip 5 undecodable
+    counts = pd.Series({"yes": 2, "no": 5, "unknown": 10, "silence": 10, "go": 10})
+    taken, summary = pseudo.select(blend, {"a": blend, "b": other}, index, counts,
+                                   pseudo.PseudoSettings(threshold=0.9, agreement=True, class_cap=1.0))  # fmt: skip
+    assert taken["fname"].tolist() == [fnames[i] for i in (0, 1, 3, 6)]  # yes capped at 2, the most confident
+    summary = summary.set_index("label")
+    assert summary.loc["yes", ["confident", "agreed", "cap", "taken"]].tolist() == [3, 3, 2, 2]
+    assert summary.loc["go", "agreed"] == 0 and summary.loc["unknown", "confident"] == 0
