@@ -116,6 +116,11 @@ def get_pseudo_settings():
     return {key: PSEUDO[key] for key in ("threshold", "agreement", "class_cap")}
 
 
+def get_training_runtime(wildcards, attempt):
+    """Minutes for a training job; a retry after a time limit gets more (and resumes its checkpoint)."""
+    return 240 * attempt
+
+
 def get_training_code(wildcards):
     """The modules a model's jobs run: the shared ones and its own architecture's module, so that
     editing one architecture re-trains only the models built on it."""

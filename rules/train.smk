@@ -26,7 +26,7 @@ rule train:
     resources:
         gpu=1,
         mem_mb=8000,
-        runtime=240,
+        runtime=get_training_runtime,
     params:
         settings=get_model_settings,
         seed=SEED,

@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import yaml
 
 from bad_audio import EXPECTED, clip_name, write_bad_clips
 from conftest import COMPETITION, REPO, output_of, snakemake
 from wavefold import archives
 from wavefold.labels import LABELS
 
-TINY = {"demo": {"size": "tiny"}}
+TINY = {"demo": {"size": "tiny"}, "folds": {"n_folds": 5}}
 # These tests cover the backbone (download to folds); training has tests of its own.
 FOLDS = "results/folds/summary.csv"
 
@@ -149,3 +150,27 @@ def test_wrong_layout_fails_early_and_says_what_was_expected(tiny_extracted, tmp
 def test_a_source_that_does_not_exist_is_named(tmp_path):
     result = snakemake(tmp_path / "work", FOLDS, config={"source": str(tmp_path / "missing.zip")})
     assert result.returncode != 0 and "missing.zip does not exist" in output_of(result)
+
+
+def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path):
+    """config/kaggle-gpu.yaml (the README's settings for the real competition) makes a valid DAG."""
+    real = yaml.safe_load((REPO / "config" / "kaggle-gpu.yaml").read_text())
+    result = snakemake(tmp_path, "--dry-run", "--resources", "gpu=4", config=real)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", output_of(result).split("Job stats:")[1], flags=re.M))
+    assert counts["train"] == counts["predict_test"] == "60"  # 5 folds x 6 models x 2 rounds
+    assert counts["blend"] == "2" and counts["pseudo_label"] == "1" and counts["download"] == "1"
+    assert "score_local" not in counts and "demo_competition" not in counts
+
+
+def test_the_slurm_profile_groups_each_fold_models_prediction_with_its_training(tmp_path):
+    """profiles/slurm: a dry run (no cluster needed) shows train + predict_test as one group job per fold model."""
+    config = {**TINY, "folds": {"n_folds": 3}, "training": {"run": ["lenet", "matchboxnet"]}, "pseudo_label": {"rounds": 2}}
+    result = snakemake(tmp_path, "--dry-run", "--profile", str(REPO / "profiles" / "slurm"), config=config)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    text = output_of(result)
+    groups = text.split("Group job fit_and_predict")[1:]
+    assert len(groups) == 2 * 3 * 2  # models x folds x rounds
+    for group in groups:
+        members = re.findall(r"rule (\w+):", group)[:2]  # the group's jobs are listed right after its header
+        assert sorted(members) == ["predict_test", "train"], members

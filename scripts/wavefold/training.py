@@ -395,7 +395,7 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
         noise_parts.append(torch.from_numpy(data.extra_noise.astype(np.float32).ravel() / 32768.0).to(device))
     train_noise = torch.cat(noise_parts) if noise_parts else None
 
-    start_epoch, best, curve, best_state, stale = 0, -1.0, [], None, 0
+    start_epoch, best, curve, best_state, best_probabilities, stale = 0, -1.0, [], None, None, 0
     fingerprint = f"{settings.fingerprint()}/{data.fingerprint()}/{seed}"
     if paths.checkpoint.is_file():
         state = torch.load(paths.checkpoint, map_location=device, weights_only=False)
@@ -404,7 +404,8 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            start_epoch, best, curve, best_state, stale = (state[k] for k in ("epoch", "best", "curve", "best_state", "stale"))
+            start_epoch, best, curve, best_state, best_probabilities, stale = (
+                state[k] for k in ("epoch", "best", "curve", "best_state", "best_probabilities", "stale"))  # fmt: skip
             log.info("resuming from %s after epoch %d", paths.checkpoint, start_epoch)
         else:
             log.info("ignoring %s: it was written with other settings", paths.checkpoint)
@@ -462,6 +463,7 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
         if val_acc > best:
             best, stale = val_acc, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_probabilities = val_probabilities  # kept: no second validation pass at the end
         else:
             stale += 1
         log.info("epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f acc %.4f | %.1f s", epoch + 1, settings.epochs,
@@ -469,13 +471,12 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: JobPat
         paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         partial = paths.checkpoint.with_suffix(".partial")
         torch.save({"fingerprint": fingerprint, "epoch": epoch + 1, "best": best, "curve": curve, "stale": stale,
-                    "best_state": best_state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "best_state": best_state, "best_probabilities": best_probabilities, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}, partial)  # fmt: skip
         partial.replace(paths.checkpoint)
 
     model.load_state_dict(best_state)
-    probabilities = predict(model, data.clips, data.val_rows, device, settings.batch_size * 2, val_extra)
-    return _write_outputs(model, settings, data, probabilities, val_targets, curve, paths, fold)
+    return _write_outputs(model, settings, data, best_probabilities, val_targets, curve, paths, fold)
 
 
 def _write_outputs(model, settings, data, probabilities, val_targets, curve, paths: JobPaths, fold: int) -> dict:
