@@ -118,7 +118,7 @@ def get_pseudo_settings():
 
 def get_training_runtime(wildcards, attempt):
     """Minutes for a training job; a retry after a time limit gets more (and resumes its checkpoint)."""
-    return 240 * attempt
+    return TRAINING["runtime_minutes"] * attempt
 
 
 def get_training_code(wildcards):

@@ -112,8 +112,11 @@ class LocalSlurm:
         self._spawn("mariadbd", ["mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
                                  "--bind-address=127.0.0.1", f"--port={self.db_port}", f"--socket={self.db_socket}",
                                  f"--pid-file={self.root / 'run' / 'mariadb.pid'}", "--skip-log-bin"])  # fmt: skip
-        sql = ("CREATE DATABASE slurm_acct_db; CREATE USER 'slurm'@'%' IDENTIFIED BY 'wavefold'; "
-               "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'%'; FLUSH PRIVILEGES;")  # fmt: skip
+        # Also for localhost: MariaDB's anonymous ''@'localhost' user would otherwise win over 'slurm'@'%'.
+        sql = "CREATE DATABASE slurm_acct_db;" + "".join(
+            f"CREATE USER 'slurm'@'{host}' IDENTIFIED BY 'wavefold'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'{host}';"
+            for host in ("%", "localhost", "127.0.0.1")
+        ) + "FLUSH PRIVILEGES;"
 
         def ready():
             return subprocess.run(["mariadb", f"--socket={self.db_socket}", "-u", "root", "-e", "SELECT 1"],
@@ -159,6 +162,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort={self.dbd_port}
 JobAcctGatherType=jobacct_gather/none
+AccountingStoreFlags=job_comment
 GresTypes=gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={fields['CPUs']} RealMemory={memory} Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
