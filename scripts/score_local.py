@@ -4,15 +4,13 @@ import json
 
 import pandas as pd
 
-from wavefold import submission
+from wavefold import blend, submission
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "score_local") as log:
     inp = snakemake.input
     scores = submission.score(pd.read_csv(inp.submission), pd.read_csv(inp.solution))
-    candidates = pd.read_csv(inp.candidates)
-    scores["cv"] = float(candidates.loc[candidates["chosen"], "accuracy"].iloc[0])
-    scores["blend"] = str(candidates.loc[candidates["chosen"], "candidate"].iloc[0])
+    scores["blend"], scores["cv"] = blend.chosen_candidate(pd.read_csv(inp.candidates))
     with open(snakemake.output[0], "w") as handle:
         json.dump(scores, handle, indent=2)
     log.info("local score: %s", scores)

@@ -5,21 +5,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import provenance, submission, submit
+from wavefold import blend, provenance, submission, submit
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submit") as log:
     inp, p = snakemake.input, snakemake.params
     path = Path(inp.submission)
     sha256 = submission.file_sha256(path)
-    candidates = pd.read_csv(inp.candidates)
-    cv = float(candidates.loc[candidates["chosen"], "accuracy"].iloc[0])
+    _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates))
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
     previous = submit.read_log(Path(p.log_table))
     log.info("submitting %s to %s: %s", path, p.to, description)
     if p.to == "local":
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
-        outcome = submit.submit_local(path, Path(inp.solution))
+        outcome = submit.submit_local(path, Path(inp.solution), sha256)
     else:
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
                                        p.poll_seconds)  # fmt: skip

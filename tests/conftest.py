@@ -60,6 +60,21 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict |
     return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
+def finished_run(workdir: Path, config: dict, timeout: int = 1500) -> Path:
+    """``workdir`` after the whole default target ran there with ``config``; fails with the output's tail."""
+    result = snakemake(workdir, config=config, timeout=timeout)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def share_backbone(source: Path, workdir: Path) -> Path:
+    """``workdir`` linked to ``source``'s finished audio cache, folds and index: only training runs there."""
+    (workdir / "results").mkdir(parents=True)
+    for part in ("cache", "folds", "index"):
+        os.symlink(source / "results" / part, workdir / "results" / part)
+    return workdir
+
+
 def output_of(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import output_of, snakemake
+from conftest import finished_run, output_of, snakemake
 from kaggle_stub import KaggleStub
 from wavefold import submission
 from wavefold.labels import LABELS
@@ -27,10 +27,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("pipeline")
-    result = snakemake(workdir, config=CONFIG, timeout=1500)
-    assert result.returncode == 0, output_of(result)[-5000:]
-    return workdir
+    return finished_run(tmp_path_factory.mktemp("pipeline"), CONFIG)
 
 
 def test_the_dag_ends_in_a_checked_scored_submission(pipeline):

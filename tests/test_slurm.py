@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, output_of, snakemake
+from conftest import REPO, output_of, share_backbone, snakemake
 from slurm_cluster import ClusterUnavailable, LocalSlurm
 
 CONFIG = {
@@ -108,10 +108,7 @@ def test_a_training_job_that_hits_its_time_limit_is_retried_and_resumes(cluster,
     training = {**CONFIG["training"], "runtime_minutes": 1, "defaults": {"epochs": 110, "batch_size": 16}}
     config = {**CONFIG, "training": training}
     target = "results/train/round1/matchboxnet/fold0/oof.csv"
-    workdir = tmp_path / "timed-out"
-    (workdir / "results").mkdir(parents=True)
-    for part in ("cache", "folds", "index"):  # the finished backbone: only training runs here
-        os.symlink(source / "results" / part, workdir / "results" / part)
+    workdir = share_backbone(source, tmp_path / "timed-out")
     before = {job["id"] for job in cluster.jobs()}
     result, _ = on_slurm(workdir, target, config=config, timeout=900)
     assert result.returncode == 0, output_of(result)[-5000:]

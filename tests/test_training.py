@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, output_of, snakemake
+from conftest import REPO, finished_run, output_of, share_backbone, snakemake
 from test_dag import jobs_planned
 from wavefold import training
 from wavefold.labels import LABELS
@@ -29,10 +29,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("train")
-    result = snakemake(workdir, config=CONFIG, timeout=1500)
-    assert result.returncode == 0, output_of(result)[-5000:]
-    return workdir
+    return finished_run(tmp_path_factory.mktemp("train"), CONFIG)
 
 
 def test_every_architecture_trains_and_predicts(trained):
@@ -145,9 +142,7 @@ def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
     target = "results/train/round1/lenet/fold0/oof.csv"
     reference = tmp_path / "reference"
     for workdir in (reference, tmp_path / "killed"):
-        (workdir / "results").mkdir(parents=True)
-        for part in ("cache", "folds", "index"):  # share the finished backbone: only training runs here
-            os.symlink(trained / "results" / part, workdir / "results" / part)
+        share_backbone(trained, workdir)
     result = snakemake(reference, target, config=config)
     assert result.returncode == 0, output_of(result)[-3000:]
 
@@ -195,10 +190,7 @@ def test_editing_one_architecture_retrains_only_its_models(trained):
 def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
     """Two simulated GPUs, snakemake allowed four GPU jobs at once: the leases keep one job per device."""
     config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
-    workdir = tmp_path / "gpus"
-    (workdir / "results").mkdir(parents=True)
-    for part in ("cache", "folds", "index"):  # share the finished backbone: only training runs here
-        os.symlink(trained / "results" / part, workdir / "results" / part)
+    workdir = share_backbone(trained, tmp_path / "gpus")
     env = {**os.environ, "WAVEFOLD_GPU_IDS": "0,1", "WAVEFOLD_LOCK_DIR": str(tmp_path / "leases")}
     env.pop("SLURM_JOB_ID", None)
     result = snakemake(workdir, "--cores", "4", "--resources", "gpu=4", "--set-threads", "train=1",

@@ -202,6 +202,12 @@ def apply_method(method: str, state, P: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the blend -------------------------------
 
 
+def chosen_candidate(candidates: pd.DataFrame) -> tuple[str, float]:
+    """The chosen blend's name and CV accuracy, from a ``candidates.csv`` table."""
+    row = candidates[candidates["chosen"]].iloc[0]
+    return str(row["candidate"]), float(row["accuracy"])
+
+
 @dataclass
 class Blend:
     """The chosen blend, its candidates' CV, and what it learned (for the report)."""
