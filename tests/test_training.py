@@ -187,6 +187,22 @@ def test_editing_one_architecture_retrains_only_its_models(trained):
     assert "train" in jobs_planned(result)
 
 
+def test_cv_benchmark_reads_a_finished_run(trained):
+    """bench/cv_per_model.py --reuse: one row per model (named as in config/config.yaml), lenet the baseline."""
+    models = ["lenet", "m5", "matchboxnet"]
+    command = [sys.executable, str(REPO / "bench/cv_per_model.py"), "--reuse", "--workdir", str(trained), "--models", *models]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0] in models}
+    assert set(rows) == set(models), result.stdout
+    header = next(line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["architecture"])
+    mean = header.index("mean") + 1  # a row starts with the model's name, the header does not
+    cv = pd.read_csv(trained / "results/cv/round1/cv.csv", index_col=0)
+    for model in models:
+        assert float(rows[model][mean]) == pytest.approx(cv.loc[model, "mean"], abs=5e-4)
+    assert rows["lenet"][-2:] == ["1.000", "1.000"]
+
+
 def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
     """Two simulated GPUs, snakemake allowed four GPU jobs at once: the leases keep one job per device."""
     config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
