@@ -30,21 +30,21 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold import training  # noqa: E402
+from wavefold.training import classifier, settings  # noqa: E402
 from wavefold.labels import LABELS  # noqa: E402
 from wavefold.models import parameter_count  # noqa: E402
 
 BASELINE = "lenet"
 
 
-def model_settings(config: dict, model: str) -> training.TrainSettings:
+def model_settings(config: dict, model: str) -> settings.TrainSettings:
     merged = {**config["training"]["defaults"], **config["training"]["models"][model]}
-    return training.TrainSettings.from_config(merged)
+    return settings.TrainSettings.from_config(merged)
 
 
 def parameters(config: dict, model: str) -> int:
     torch.manual_seed(0)
-    return parameter_count(training.Classifier(model_settings(config, model), len(LABELS)))
+    return parameter_count(classifier.Classifier(model_settings(config, model), len(LABELS)))
 
 
 def cost(workdir: Path, model: str) -> tuple[float, float]:

@@ -26,20 +26,24 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from wavefold import training  # noqa: E402
+from wavefold.devices import pick_device  # noqa: E402
+from wavefold.training.batches import Prefetcher, gather  # noqa: E402
+from wavefold.training.classifier import Classifier  # noqa: E402
+from wavefold.training.data import FoldData, epoch_plan, load_fold  # noqa: E402
+from wavefold.training.settings import TrainSettings  # noqa: E402
 from wavefold.augment import AugmentSettings, augment_waveforms, spec_augment  # noqa: E402
 from wavefold.features import int16_to_float  # noqa: E402
 from wavefold.models import REGISTRY, parameter_count  # noqa: E402
 
 
-def measure(name: str, data: training.FoldData, device: torch.device, steps: int, batch_size: int) -> dict:
-    settings = training.TrainSettings(architecture=name, batch_size=batch_size)
-    model = training.Classifier(settings, 12).to(device)
+def measure(name: str, data: FoldData, device: torch.device, steps: int, batch_size: int) -> dict:
+    settings = TrainSettings(architecture=name, batch_size=batch_size)
+    model = Classifier(settings, 12).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     augment = AugmentSettings()
     generator = torch.Generator(device=device).manual_seed(0)
     rng = np.random.default_rng(0)
-    source, start, target = training.epoch_plan(data, settings, rng)
+    source, start, target = epoch_plan(data, settings, rng)
     reps = int(np.ceil((steps + 3) * batch_size / len(source)))
     source, start, target = (np.tile(a, reps) for a in (source, start, target))
     gain = np.ones(len(source))
@@ -47,11 +51,11 @@ def measure(name: str, data: training.FoldData, device: torch.device, steps: int
 
     def make_batch(i):
         part = slice(i * batch_size, (i + 1) * batch_size)
-        return training.gather(data.clips, data.noise, source[part], start[part], gain[part], data.samples)
+        return gather(data.clips, data.noise, source[part], start[part], gain[part], data.samples)
 
     cuda = device.type == "cuda"
     waited = stepped = 0.0
-    batches = iter(training.Prefetcher(make_batch, steps + 3, pin=cuda))
+    batches = iter(Prefetcher(make_batch, steps + 3, pin=cuda))
     model.train()
     for i in range(steps + 3):
         began = time.perf_counter()
@@ -85,8 +89,8 @@ def main() -> None:
     results = args.workdir / "results"
     if not (results / "folds" / "folds.csv").is_file():
         sys.exit(f"{results}/folds/folds.csv is missing: run the workflow to the folds first in {args.workdir}")
-    device = training.pick_device(args.device)
-    data = training.load_fold(
+    device = pick_device(args.device)
+    data = load_fold(
         np.load(results / "cache/train.npy", mmap_mode="r"), np.load(results / "cache/noise.npy"),
         pd.read_csv(results / "folds/folds.csv"), pd.read_csv(results / "folds/silence.csv"),
         pd.read_csv(results / "folds/noise_segments.csv"), 0, "labels12",

@@ -2,7 +2,7 @@
 rule extract:
     input:
         archives=ARCHIVES,
-        code=package_files("sources", "archives"),
+        code=rule_code("extract"),
     output:
         train=directory(f"{RESOURCES}/train"),
         test=directory(f"{RESOURCES}/test"),
@@ -26,7 +26,7 @@ rule index:
     input:
         train=rules.extract.output.train,
         test=rules.extract.output.test,
-        code=package_files("audio", "index", "labels"),
+        code=rule_code("index_audio"),
     output:
         train="results/index/train.csv",
         test="results/index/test.csv",
@@ -55,7 +55,7 @@ rule cache_audio:
         test=rules.index.output.test,
         noise=rules.index.output.noise,
         train_audio=rules.extract.output.train,
-        code=package_files("audio", "cache"),
+        code=rule_code("cache_audio"),
     output:
         train="results/cache/train.npy",
         test="results/cache/test.npy",

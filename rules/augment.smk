@@ -3,7 +3,7 @@
 rule augment:
     input:
         clips=rules.cache_audio.output.train,
-        code=package_files("offline_augment", "audio"),
+        code=rule_code("augment_offline"),
     output:
         variants="results/cache/augmented.npy",
         table="results/cache/augmented.csv",

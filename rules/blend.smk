@@ -1,15 +1,17 @@
 # Blend one round's models: every candidate (each model, mean, weights for log-loss and for accuracy,
-# stacking) scored by CV over the folds; the best one applied to the test probabilities.
+# stacking) scored by CV over the folds; the best one applied to the test probabilities, and, fold
+# by fold, fitted without that fold and applied to its own fold models (for the pseudo-labels).
 rule blend:
     input:
         unpack(get_blend_input),
         folds=rules.folds.output.folds,
         silence=rules.folds.output.silence,
         test_index=rules.index.output.test,
-        code=package_files("blend"),
+        code=rule_code("blend"),
     output:
         oof="results/blend/round{round}/oof.csv",
         test="results/blend/round{round}/test.csv",
+        fold_tests=expand("results/blend/round{{round}}/test_fold{fold}.csv", fold=FOLDS),
         candidates=report(
             "results/blend/round{round}/candidates.csv",
             category="2. Blend",
@@ -36,22 +38,23 @@ rule blend:
         settings=get_blend_settings(),
         models=MODELS,
         external=list(BLEND["external"]),
+        folds=FOLDS,
     script:
         "../scripts/blend.py"
 
 
-# Confident test predictions of a round's blend, on which every model agrees, capped per class: the
-# next round's extra training clips.
+# Pseudo-labels for the next round, one table per fold: the clips that will train round r+1's fold-k
+# models are labelled by round r's fold-k models only (which never saw fold k's labels), combined by
+# the blend fitted without fold k — confident, agreed by every model, capped per class.
 rule pseudo_label:
     input:
-        blend=rules.blend.output.test,
-        models=get_round_test_predictions,
+        unpack(get_pseudo_label_input),
         test_index=rules.index.output.test,
         folds=rules.folds.output.folds,
         silence=rules.folds.output.silence,
-        code=package_files("pseudo"),
+        code=rule_code("pseudo_label"),
     output:
-        pseudo="results/pseudo/round{round}/pseudo.csv",
+        folds=expand("results/pseudo/round{{round}}/fold{fold}.csv", fold=FOLDS),
         summary="results/pseudo/round{round}/summary.csv",
     log:
         "logs/pseudo_label/round{round}.log",
@@ -63,5 +66,6 @@ rule pseudo_label:
     params:
         settings=get_pseudo_settings(),
         models=MODELS,
+        folds=FOLDS,
     script:
         "../scripts/pseudo_label.py"

@@ -4,8 +4,20 @@
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
+PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
+sys.path.insert(0, str(PACKAGE.parent))
+# The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
+from wavefold import dependencies  # noqa: E402
+from wavefold.provenance import git_commit  # noqa: E402
+from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
+from wavefold.training.settings import TrainSettings, resolved, training_problems  # noqa: E402
+
+# Nested --config values arrive as strings ('{n_folds: 10}' gives '10'): read them as the schema's types.
+_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
+config.update(coerce_cli_strings(dict(config), _SCHEMA))
 validate(config, schema="../config/schema.yaml")
 
 SOURCE = config["source"]
@@ -21,10 +33,6 @@ else:
 RESOURCES = f"resources/{DATASET}"
 ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_submission.7z")]
 
-PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
-sys.path.insert(0, str(PACKAGE.parent))
-from wavefold.provenance import git_commit  # noqa: E402 - the package lives beside the workflow
-
 GIT_COMMIT = git_commit(workflow.basedir)  # provenance and submission descriptions name it
 
 
@@ -34,10 +42,10 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_]+",
 
 
-def package_files(*modules):
-    """The package modules a step runs, as inputs. Snakemake does not track imports, so editing
-    one of these re-runs the rule."""
-    return [str(PACKAGE / f"{module}.py") for module in modules]
+def rule_code(script):
+    """The package modules a rule's script runs (read from its imports), as inputs: Snakemake does not
+    follow imports, so this is what re-runs the rule when one of them is edited."""
+    return dependencies.script_modules(Path(workflow.basedir) / "scripts" / f"{script}.py")
 
 
 def get_download_input(wildcards):
@@ -68,18 +76,6 @@ PSEUDO = config["pseudo_label"]
 ROUNDS = list(range(1, PSEUDO["rounds"] + 1))
 FINAL_ROUND = ROUNDS[-1]
 BLEND = config["blend"]
-if set(BLEND["external"]) & set(TRAINING["models"]):
-    raise ValueError(
-        f"blend.external names {sorted(set(BLEND['external']) & set(TRAINING['models']))}, which are also "
-        f"models under training.models: give a teammate's predictions a name of their own."
-    )
-
-_unknown_models = [name for name in MODELS if name not in TRAINING["models"]]
-if _unknown_models:
-    raise ValueError(
-        f"training.run names {_unknown_models}, which are not under training.models "
-        f"(known: {sorted(TRAINING['models'])}). Add them there or fix the names."
-    )
 
 
 def _merged(defaults, overrides):
@@ -91,6 +87,41 @@ def _merged(defaults, overrides):
     return merged
 
 
+def settings_problems():
+    """Every problem of the training and blend settings, each naming its key path. Checked when the
+    workflow is parsed, so that a typo fails in seconds, before any job runs."""
+    problems = [
+        p for p in check(TrainSettings, TRAINING["defaults"], "training.defaults") if not p.endswith("required")
+    ]
+    for name, entry in TRAINING["models"].items():
+        path = f"training.models.{name}"
+        merged = _merged(TRAINING["defaults"], entry)
+        problems += check(TrainSettings, entry, path) if "architecture" in entry else [f"{path}.architecture: required"]
+        problems += training_problems(merged, path)
+    for path, entry in [
+        ("training.defaults", TRAINING["defaults"]),
+        *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
+    ]:
+        for key in {"pseudo_share", "pseudo_noise"} & set(entry):
+            problems.append(f"{path}.{key}: set by pseudo_label.share and pseudo_label.silence_as_noise, not here")
+    unknown = [name for name in MODELS if name not in TRAINING["models"]]
+    if unknown:
+        problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
+    methods = ["auto", *BLEND["candidates"], *MODELS, *BLEND["external"]]
+    if BLEND["method"] not in methods:
+        problems.append(f"blend.method: {BLEND['method']!r} is not one of {', '.join(methods)}")
+    overlap = sorted(set(BLEND["external"]) & set(TRAINING["models"]))
+    if overlap:
+        problems.append(f"blend.external: {overlap} are also models under training.models: give a teammate's "
+                        "predictions a name of its own")  # fmt: skip
+    return problems
+
+
+_problems = settings_problems()
+if _problems:
+    raise SettingsError("invalid settings:\n  - " + "\n  - ".join(_problems))
+
+
 def get_model_settings(wildcards):
     """One model's complete training settings, as plain values: the params of its jobs, so that
     changing one model's settings re-trains that model only. The pseudo-label mix is a setting of
@@ -98,15 +129,16 @@ def get_model_settings(wildcards):
     settings = _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
     if int(wildcards.round) > 1:
         settings.update(pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"])
-    return settings
+    return resolved(settings)  # every default filled in: a changed default re-trains too
 
 
 def get_pseudo_training_input(wildcards):
-    """From round 2 on, a training job also reads the previous round's pseudo-labels and the test audio."""
+    """From round 2 on, a training job also reads the test audio and the previous round's
+    pseudo-labels for its own fold: made by models that never saw this fold's labels."""
     if int(wildcards.round) == 1:
         return {}
     return {
-        "pseudo": f"results/pseudo/round{int(wildcards.round) - 1}/pseudo.csv",
+        "pseudo": f"results/pseudo/round{int(wildcards.round) - 1}/fold{wildcards.fold}.csv",
         "test_clips": "results/cache/test.npy",
     }
 
@@ -121,14 +153,19 @@ def get_training_runtime(wildcards, attempt):
     return TRAINING["runtime_minutes"] * attempt
 
 
+def _model_code(script, model):
+    architecture = TRAINING["models"][model]["architecture"]
+    return dependencies.model_modules(Path(workflow.basedir) / "scripts" / f"{script}.py", architecture)
+
+
 def get_training_code(wildcards):
-    """The modules a model's jobs run: the shared ones and its own architecture's module, so that
-    editing one architecture re-trains only the models built on it."""
-    architecture = TRAINING["models"][wildcards.model]["architecture"]
-    shared = package_files(
-        "training", "models", "features", "augment", "architectures/__init__", "architectures/blocks"
-    )
-    return shared + package_files(f"architectures/{architecture}")
+    """The modules a model's training job runs: what its script imports, and of the architectures
+    only the model's own, so that editing one architecture re-trains only the models built on it."""
+    return _model_code("train", wildcards.model)
+
+
+def get_prediction_code(wildcards):
+    return _model_code("predict_test", wildcards.model)
 
 
 def get_fold_predictions(wildcards):
@@ -140,35 +177,34 @@ def get_fold_predictions(wildcards):
     )
 
 
+def _round_files(pattern, round_, models=None):
+    return expand(pattern, round=round_, model=MODELS if models is None else models, fold=FOLDS)
+
+
 def get_round_training_outputs(wildcards):
     return {
-        "oof": expand(
-            "results/train/round{round}/{model}/fold{fold}/oof.csv",
-            round=wildcards.round,
-            model=MODELS,
-            fold=FOLDS,
-        ),
-        "metrics": expand(
-            "results/train/round{round}/{model}/fold{fold}/metrics.csv",
-            round=wildcards.round,
-            model=MODELS,
-            fold=FOLDS,
-        ),
+        "oof": _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round),
+        "metrics": _round_files("results/train/round{round}/{model}/fold{fold}/metrics.csv", wildcards.round),
     }
 
 
-# ----------------------------------------------------------------------------- blend, submission
+# ----------------------------------------------------------------------------- blend, pseudo-labels
 def get_blend_input(wildcards):
-    """Every model's OOF tables (one per fold) and averaged test table, and a teammate's predictions."""
+    """Per model: its OOF tables and metrics (one per fold), its test table (the mean of its folds)
+    and each fold model's test table (for the fold-wise blends that make leak-free pseudo-labels);
+    a teammate's predictions."""
     files = {}
     for model in MODELS:
-        files[f"oof_{model}"] = expand(
-            "results/train/round{round}/{model}/fold{fold}/oof.csv",
-            round=wildcards.round,
-            model=model,
-            fold=FOLDS,
+        files[f"oof_{model}"] = _round_files(
+            "results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round, [model]
+        )
+        files[f"metrics_{model}"] = _round_files(
+            "results/train/round{round}/{model}/fold{fold}/metrics.csv", wildcards.round, [model]
         )
         files[f"test_{model}"] = f"results/predict/round{wildcards.round}/{model}.csv"
+        files[f"fold_test_{model}"] = _round_files(
+            "results/predict/round{round}/{model}/fold{fold}.csv", wildcards.round, [model]
+        )
     for name, paths in BLEND["external"].items():
         files[f"external_oof_{name}"] = paths["oof"]
         files[f"external_test_{name}"] = paths["test"]
@@ -179,8 +215,23 @@ def get_blend_settings():
     return {key: value for key, value in BLEND.items() if key != "external"}
 
 
-def get_round_test_predictions(wildcards):
-    return expand("results/predict/round{round}/{model}.csv", round=wildcards.round, model=MODELS)
+def get_pseudo_label_input(wildcards):
+    """Per fold: the round's blend fitted without that fold, and every model's fold-model predictions."""
+    files = {"blends": expand("results/blend/round{round}/test_fold{fold}.csv", round=wildcards.round, fold=FOLDS)}
+    for model in MODELS:
+        files[f"models_{model}"] = _round_files(
+            "results/predict/round{round}/{model}/fold{fold}.csv", wildcards.round, [model]
+        )
+    return files
+
+
+def get_local_score_input(wildcards):
+    """Every round's candidates and test tables, scored against the demo's hidden solution beside their CV."""
+    return {
+        "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+        "blend_tests": expand("results/blend/round{round}/test.csv", round=ROUNDS),
+        "model_tests": expand("results/predict/round{round}/{model}.csv", round=ROUNDS, model=MODELS),
+    }
 
 
 # Where 'snakemake submit' goes: the demo has no Kaggle leaderboard, so its own hidden solution scores it.

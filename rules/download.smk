@@ -2,7 +2,7 @@
 # solution beside it.
 rule demo_competition:
     input:
-        code=package_files("demo", "archives"),
+        code=rule_code("demo_competition"),
     output:
         zip=f"{RESOURCES}/download/{COMPETITION}.zip",
         solution=f"{RESOURCES}/solution.csv",
@@ -28,7 +28,7 @@ rule demo_competition:
 rule download:
     input:
         unpack(get_download_input),
-        code=package_files("sources", "archives", "kaggle_api"),
+        code=rule_code("download"),
     output:
         archives=ARCHIVES,
     log:

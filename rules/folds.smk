@@ -3,7 +3,7 @@ rule folds:
     input:
         train=rules.index.output.train,
         noise_table=rules.cache_audio.output.noise_table,
-        code=package_files("folds"),
+        code=rule_code("folds"),
     output:
         folds="results/folds/folds.csv",
         silence="results/folds/silence.csv",

@@ -11,7 +11,7 @@ rule report_figures:
         cv=expand("results/cv/round{round}/cv.csv", round=ROUNDS),
         candidates=expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
         pseudo=expand("results/pseudo/round{round}/summary.csv", round=ROUNDS[:-1]),
-        code=package_files("report"),
+        code=rule_code("report_figures"),
     output:
         confusion=report("results/report/confusion.png", category="4. Errors", caption="../report/confusion.rst"),
         per_class=report("results/report/per_class.csv", category="4. Errors", caption="../report/per_class.rst"),
@@ -54,6 +54,8 @@ rule report_figures:
 
 # What made these results: the git commit, the installed packages and the resolved configuration.
 rule provenance:
+    input:
+        code=rule_code("provenance"),
     output:
         commit="results/provenance/commit.txt",
         packages="results/provenance/pip-freeze.txt",

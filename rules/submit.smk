@@ -4,7 +4,7 @@ rule submission:
     input:
         blend=f"results/blend/round{FINAL_ROUND}/test.csv",
         sample=rules.extract.output.sample_submission,
-        code=package_files("submission"),
+        code=rule_code("submission"),
     output:
         submission="results/submission/submission.csv",
     log:
@@ -18,15 +18,21 @@ rule submission:
         "../scripts/submission.py"
 
 
-# The demo's score without submitting: the submission against the demo's hidden solution.
+# The demo's score without submitting: the submission against the demo's hidden solution, and every
+# round's blend and models beside their CV — where the two disagree, the CV is what needs fixing.
 rule score_local:
     input:
+        unpack(get_local_score_input),
         submission=rules.submission.output.submission,
         solution=rules.demo_competition.output.solution,
-        candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
-        code=package_files("submission"),
+        code=rule_code("score_local"),
     output:
-        "results/submission/local_score.json",
+        score="results/submission/local_score.json",
+        table=report(
+            "results/submission/local_scores.csv",
+            category="1. Cross-validation",
+            caption="../report/local_scores.rst",
+        ),
     log:
         "logs/score_local.log",
     conda:
@@ -34,6 +40,9 @@ rule score_local:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        rounds=ROUNDS,
+        models=MODELS,
     script:
         "../scripts/score_local.py"
 
@@ -45,7 +54,7 @@ rule submit:
         unpack(get_submit_input),
         submission=rules.submission.output.submission,
         candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
-        code=package_files("submit", "submission", "kaggle_api", "provenance"),
+        code=rule_code("submit"),
     output:
         "results/submit/last.json",
     log:

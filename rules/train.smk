@@ -1,5 +1,6 @@
-# Train one model on one fold: the best epoch's weights, out-of-fold probabilities, learning curve
-# and per-class metrics. Resumes from its last checkpoint when it was killed.
+# Train one model on one fold: the kept epoch's weights (training.defaults.epoch_selection), out-of-fold
+# probabilities made with the test predictions' TTA, learning curve and per-class metrics. A killed job
+# resumes from its last checkpoint; a finished job removes it, so a re-run always trains afresh.
 rule train:
     input:
         unpack(get_pseudo_training_input),
@@ -31,6 +32,8 @@ rule train:
         settings=get_model_settings,
         seed=SEED,
         device=TRAINING["device"],
+        tta_shift_ms=TRAINING["tta_shift_ms"],
+        sample_rate=config["audio"]["sample_rate"],
         checkpoint="results/train/round{round}/{model}/fold{fold}/checkpoint/last.pt",
     script:
         "../scripts/train.py"
@@ -43,7 +46,7 @@ rule predict_test:
         model=rules.train.output.model,
         clips=rules.cache_audio.output.test,
         index=rules.index.output.test,
-        code=get_training_code,
+        code=get_prediction_code,
     output:
         "results/predict/round{round}/{model}/fold{fold}.csv",
     log:
@@ -58,7 +61,8 @@ rule predict_test:
         mem_mb=4000,
         runtime=60,
     params:
-        shifts_ms=TRAINING["tta_shift_ms"],
+        tta_shift_ms=TRAINING["tta_shift_ms"],
+        sample_rate=config["audio"]["sample_rate"],
         device=TRAINING["device"],
     script:
         "../scripts/predict_test.py"
@@ -67,7 +71,8 @@ rule predict_test:
 # A model's test probabilities: the mean of its fold models.
 rule average_folds:
     input:
-        get_fold_predictions,
+        predictions=get_fold_predictions,
+        code=rule_code("average_folds"),
     output:
         "results/predict/round{round}/{model}.csv",
     log:
@@ -85,6 +90,7 @@ rule average_folds:
 rule cv_table:
     input:
         unpack(get_round_training_outputs),
+        code=rule_code("cv_table"),
     output:
         cv=report(
             "results/cv/round{round}/cv.csv",

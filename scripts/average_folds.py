@@ -5,7 +5,7 @@ import pandas as pd
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "average_folds") as log:
-    tables = [pd.read_csv(path) for path in snakemake.input]
+    tables = [pd.read_csv(path) for path in snakemake.input.predictions]
     for table in tables[1:]:
         if not table["fname"].equals(tables[0]["fname"]):
             raise ValueError("fold predictions list different test clips; re-run predict_test")

@@ -11,17 +11,24 @@ with rule_step(snakemake, "blend") as log:
     settings = from_section(blend.BlendSettings, p.settings, "blend")
     oof_paths = {name: list(inp[f"oof_{name}"]) for name in p.models}
     test_paths = {name: inp[f"test_{name}"] for name in p.models}
+    fold_test_paths = {name: list(inp[f"fold_test_{name}"]) for name in p.models}
+    trained = {name: blend.trained_prior(inp[f"metrics_{name}"]) for name in p.models}
     for name in p.external:  # a teammate's predictions, in the same format
         oof_paths[name], test_paths[name] = [inp[f"external_oof_{name}"]], inp[f"external_test_{name}"]
+        log.warning("%s joins the fold-wise blends (pseudo-labels) with its one test table: if it was trained "
+                    "on all labelled clips, it has seen every fold", name)  # fmt: skip
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
     fnames = pd.read_csv(inp.test_index)["fname"].tolist()
-    result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings)
+    result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings, fold_test_paths, trained)
     oof.to_csv(out.oof, index=False, float_format="%.6g")
     test.to_csv(out.test, index=False, float_format="%.6g")
+    for fold, path in zip(p.folds, out.fold_tests):
+        blend.fold_table(result, fold, fnames).to_csv(path, index=False, float_format="%.6g")
     result.candidates.to_csv(out.candidates, index=False, float_format="%.5f")
     result.weights.to_csv(out.weights, index=False, float_format="%.5f")
     log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
     log.info("weights:\n%s", result.weights.to_string())
     log.info("chosen: %s", result.chosen)
     if result.test_prior is not None:
-        log.info("test prior re-estimated by EM: %s", dict(zip(test.columns[1:], result.test_prior.round(3))))
+        mix = pd.DataFrame({"trained under": result.reference_prior, "test (EM)": result.test_prior}, index=test.columns[1:])
+        log.info("prior correction (EM), label mix:\n%s", mix.round(3).to_string())

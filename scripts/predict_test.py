@@ -4,22 +4,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import training
-from wavefold.devices import DeviceLease
+from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
+from wavefold.training import classifier, inference
 
 with rule_step(snakemake, "predict_test") as log, DeviceLease():
     inp, p = snakemake.input, snakemake.params
-    device = training.pick_device(p.device)
+    device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)
-    saved = torch.load(inp.model, map_location=device, weights_only=False)
-    settings = training.TrainSettings.from_config(saved["settings"])
-    model = training.Classifier(settings, len(saved["label_space"])).to(device)
-    model.load_state_dict(saved["state_dict"])
+    model, label_space = classifier.load(inp.model, device)
     clips = np.load(inp.clips, mmap_mode="r")
-    shifts = tuple(int(round(ms * clips.shape[1] / 1000)) for ms in p.shifts_ms)
-    probabilities = training.predict(model, clips, None, device, 256, shifts=shifts)
-    labels12 = training.to_labels12(probabilities, saved["label_space"])
+    shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
+    probabilities = inference.predict(model, clips, None, device, 256, shifts=shifts)
+    labels12 = classifier.to_labels12(probabilities, label_space)
     fnames = pd.read_csv(inp.index)["fname"].tolist()
-    training.probability_table(fnames, labels12, "fname").to_csv(snakemake.output[0], index=False, float_format="%.6g")
+    classifier.probability_table(fnames, labels12, "fname").to_csv(snakemake.output[0], index=False, float_format="%.6g")
     log.info("%d test clips, TTA shifts %s samples", len(fnames), shifts)

@@ -1,4 +1,4 @@
-"""Rule pseudo_label: confident, agreed test predictions of a round's blend, capped per class."""
+"""Rule pseudo_label: per fold, confident and agreed test predictions of the models that never saw that fold."""
 
 import pandas as pd
 
@@ -9,10 +9,19 @@ from wavefold.steps import rule_step
 with rule_step(snakemake, "pseudo_label") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     settings = from_section(pseudo.PseudoSettings, p.settings, "pseudo_label")
-    models = {name: pd.read_csv(path) for name, path in zip(p.models, inp.models)}
-    labelled = pd.read_csv(inp.folds)["label"].value_counts()
-    labelled["silence"] = len(pd.read_csv(inp.silence))
-    taken, summary = pseudo.select(pd.read_csv(inp.blend), models, pd.read_csv(inp.test_index), labelled, settings)
-    taken.to_csv(out.pseudo, index=False, float_format="%.6g")
+    folds, silence = pd.read_csv(inp.folds), pd.read_csv(inp.silence)
+    test_index = pd.read_csv(inp.test_index)
+    summaries = []
+    for k, fold in enumerate(p.folds):
+        # The caps follow the labelled clips that fold's models train on.
+        labelled = folds.loc[folds["fold"] != fold, "label"].value_counts()
+        labelled["silence"] = int((silence["fold"] != fold).sum())
+        models = {name: pd.read_csv(inp[f"models_{name}"][k]) for name in p.models}
+        taken, summary = pseudo.select(pd.read_csv(inp.blends[k]), models, test_index, labelled, settings)
+        taken.to_csv(out.folds[k], index=False, float_format="%.6g")
+        summaries.append(summary.assign(fold=fold))
+        log.info("fold %d (labelled by round models that never saw it): %d test clips", fold, len(taken))
+    summary = pd.concat(summaries, ignore_index=True)
     summary.to_csv(out.summary, index=False)
-    log.info("per class (predicted, confident, agreed by all models, cap, taken):\n%s", summary.to_string(index=False))
+    log.info("per fold and class (predicted, confident, agreed by all models, cap, taken):\n%s",
+             summary.to_string(index=False))  # fmt: skip

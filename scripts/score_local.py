@@ -1,4 +1,5 @@
-"""Rule score_local: the demo submission's public and private score against the demo's hidden solution."""
+"""Rule score_local: the demo's scores on its hidden solution — the submission, and every round's
+blend and models next to their CV."""
 
 import json
 
@@ -8,9 +9,26 @@ from wavefold import blend, submission
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "score_local") as log:
-    inp = snakemake.input
-    scores = submission.score(pd.read_csv(inp.submission), pd.read_csv(inp.solution))
-    scores["blend"], scores["cv"] = blend.chosen_candidate(pd.read_csv(inp.candidates))
-    with open(snakemake.output[0], "w") as handle:
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params
+    solution = pd.read_csv(inp.solution)
+    scores = submission.score(pd.read_csv(inp.submission), solution)
+    final = pd.read_csv(inp.candidates[-1])
+    scores["blend"], scores["cv"] = blend.chosen_candidate(final)
+    with open(out.score, "w") as handle:
         json.dump(scores, handle, indent=2)
-    log.info("local score: %s", scores)
+    rows = []
+    tests = iter(inp.model_tests)
+    for round_, candidates_path, blend_test in zip(p.rounds, inp.candidates, inp.blend_tests):
+        candidates = pd.read_csv(candidates_path).set_index("candidate")
+        chosen, cv = blend.chosen_candidate(candidates.reset_index())
+        tables = {f"blend ({chosen})": (blend_test, cv)}
+        tables.update({model: (next(tests), candidates.loc[model, "accuracy"]) for model in p.models})
+        for name, (path, cv) in tables.items():
+            hidden = submission.score(submission.make_submission(pd.read_csv(path)), solution)
+            rows.append({"round": round_, "predictions": name, "cv": cv, "hidden": hidden["all"],
+                         "public": hidden["public"], "private": hidden["private"]})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["cv_minus_hidden"] = table["cv"] - table["hidden"]
+    table.to_csv(out.table, index=False, float_format="%.4f")
+    log.info("local score of the submission: %s", scores)
+    log.info("CV next to the hidden solution's score (the CV should predict it):\n%s", table.to_string(index=False))

@@ -6,30 +6,38 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import training
-from wavefold.devices import DeviceLease
+from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
+from wavefold.training import checkpoint, data, inference, loop, outputs, settings
 
 with rule_step(snakemake, "train") as log, DeviceLease():
     inp, out, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
-    settings = training.TrainSettings.from_config(p.settings)
+    train_settings = settings.TrainSettings.from_config(p.settings)
     fold, round_ = int(wc.fold), int(wc.round)
-    seed = training.job_seed(p.seed, round_, wc.model, fold)
-    device = training.pick_device(p.device)
+    seed = settings.job_seed(p.seed, round_, wc.model, fold)
+    device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)  # concurrent jobs share the cores Snakemake gave them
-    log.info("model %s (%s), round %d, fold %d, seed %d, device %s", wc.model, settings.architecture, round_, fold, seed, device)
-    # From round 2 on, the previous round's pseudo-labelled test clips join the training side.
+    log.info("model %s (%s), round %d, fold %d, seed %d, device %s, epoch selection: %s", wc.model,
+             train_settings.architecture, round_, fold, seed, device, train_settings.epoch_selection)  # fmt: skip
+    # From round 2 on, pseudo-labelled test clips join the training side: labelled only by round r-1
+    # models that never saw this fold's labels (rule pseudo_label).
     pseudo = pd.read_csv(inp.pseudo) if "pseudo" in inp.keys() else None
     test_clips = np.load(inp.test_clips, mmap_mode="r") if pseudo is not None else None
-    data = training.load_fold(
+    inner_share = train_settings.inner_share if train_settings.epoch_selection == "inner" else 0.0
+    fold_data = data.load_fold(
         np.load(inp.clips, mmap_mode="r"), np.load(inp.noise), pd.read_csv(inp.folds), pd.read_csv(inp.silence),
-        pd.read_csv(inp.noise_segments), fold, settings.label_space,
+        pd.read_csv(inp.noise_segments), fold, train_settings.label_space,
         np.load(inp.variants, mmap_mode="r"), pd.read_csv(inp.variant_table)["source_row"].to_numpy(),
-        test_clips, pseudo, settings.pseudo_noise,
+        test_clips, pseudo, train_settings.pseudo_noise, inner_share, seed,
     )  # fmt: skip
     if pseudo is not None:
         log.info("%d pseudo-labelled test clips available, %.0f%% of the labelled clips per epoch",
-                 len(data.pseudo_rows), 100 * settings.pseudo_share)  # fmt: skip
-    paths = training.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
-    result = training.train_fold(data, settings, seed, paths, device, fold)
+                 len(fold_data.pseudo_rows), 100 * train_settings.pseudo_share)  # fmt: skip
+    shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
+    # What this job is: a checkpoint of anything else (other code, data or settings) is never resumed.
+    inputs = [path for key in inp.keys() for path in ([inp[key]] if isinstance(inp[key], str) else inp[key])]
+    identity = checkpoint.job_identity(train_settings.fingerprint(), fold_data.fingerprint(), str(seed), str(shifts),
+                                       files=inputs)  # fmt: skip
+    paths = outputs.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
+    result = loop.train_fold(fold_data, train_settings, seed, paths, device, fold, identity, shifts)
     log.info("done: %s", result)

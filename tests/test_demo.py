@@ -1,6 +1,5 @@
 import re
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

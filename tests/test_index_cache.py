@@ -2,7 +2,6 @@ import shutil
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 

@@ -46,7 +46,7 @@ def test_plan_is_seeded_and_within_ranges():
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="kinds"):
         OfflineSettings.from_config({"kinds": ["reverse"]})
-    with pytest.raises(ValueError, match="unknown offline_augment settings"):
+    with pytest.raises(ValueError, match="offline_augment.variants: unknown setting"):
         OfflineSettings.from_config({"variants": 2})
     assert OfflineSettings.from_config({"speed": [0.8, 1.2]}).speed == (0.8, 1.2)
 

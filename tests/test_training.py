@@ -13,7 +13,10 @@ import pytest
 
 from conftest import REPO, finished_run, output_of, share_backbone, snakemake
 from test_dag import jobs_planned
-from wavefold import training
+from wavefold.training.batches import gather
+from wavefold.training.classifier import to_labels12
+from wavefold.training.data import LABEL_SPACES, epoch_plan, load_fold
+from wavefold.training.settings import TrainSettings, job_seed
 from wavefold.labels import LABELS
 from wavefold.models import REGISTRY
 
@@ -76,7 +79,7 @@ def test_training_parts(trained):
     variants = np.load(trained / "results/cache/augmented.npy", mmap_mode="r")
     variant_sources = pd.read_csv(trained / "results/cache/augmented.csv")["source_row"].to_numpy()
     assert len(variants) == len(folds) == len(variant_sources)  # one variant per clip (the default)
-    data = training.load_fold(clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
+    data = load_fold(clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
                               pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, "labels12",
                               variants, variant_sources)  # fmt: skip
     # Variants inherit their source clip's fold: fold 0's job never draws a variant of a fold-0 clip.
@@ -86,29 +89,29 @@ def test_training_parts(trained):
     own = segments[segments["fold"] == 0]
     for start, length in data.train_noise:  # training-side noise never touches the fold's own stretches
         assert all(start + length <= s or s + n <= start for s, n in zip(own["start"], own["length"]))
-    settings = training.TrainSettings(architecture="lenet", unknown_share=0.5, silence_share=0.1, offline_share=0.0)
-    source, _, target = training.epoch_plan(data, settings, np.random.default_rng(0))
+    settings = TrainSettings(architecture="lenet", unknown_share=0.5, silence_share=0.1, offline_share=0.0)
+    source, _, target = epoch_plan(data, settings, np.random.default_rng(0))
     unknown, silence = LABELS.index("unknown"), LABELS.index("silence")
-    with_variants = training.epoch_plan(data, training.TrainSettings(architecture="lenet", offline_share=0.25),
+    with_variants = epoch_plan(data, TrainSettings(architecture="lenet", offline_share=0.25),
                                         np.random.default_rng(0))[0]  # fmt: skip
     is_variant = with_variants >= len(clips)
     assert abs(is_variant.sum() / ((with_variants >= 0) & ~is_variant).sum() - 0.25) < 0.01
-    mixed = training.gather(clips, noise, with_variants[:8], np.zeros(8, int), np.ones(8), clips.shape[1], variants)
+    mixed = gather(clips, noise, with_variants[:8], np.zeros(8, int), np.ones(8), clips.shape[1], variants)
     for k, s in enumerate(with_variants[:8]):
         if s >= len(clips):
             np.testing.assert_array_equal(mixed[k], variants[s - len(clips)])
     assert abs((target == unknown).sum() / (target != silence).sum() - 0.5) < 0.02
     assert abs((target == silence).mean() - 0.1) < 0.02 and (source[target == silence] == -1).all()
-    balanced_settings = training.TrainSettings(architecture="lenet", balanced=True, offline_share=0.0)
-    balanced = training.epoch_plan(data, balanced_settings, np.random.default_rng(0))[2]
+    balanced_settings = TrainSettings(architecture="lenet", balanced=True, offline_share=0.0)
+    balanced = epoch_plan(data, balanced_settings, np.random.default_rng(0))[2]
     counts = np.bincount(balanced[balanced != silence], minlength=12)
     assert counts[:10].min() == counts[:10].max() == counts[unknown]
     rows = np.array([5, 1, 3])
-    batch = training.gather(clips, noise, rows, np.zeros(3, int), np.ones(3), clips.shape[1])
+    batch = gather(clips, noise, rows, np.zeros(3, int), np.ones(3), clips.shape[1])
     np.testing.assert_array_equal(batch, clips[[5, 1, 3]])
-    assert training.job_seed(42, 1, "lenet", 0) == training.job_seed(42, 1, "lenet", 0) != training.job_seed(42, 1, "lenet", 1)
-    words = training.LABEL_SPACES["words31"]
-    folded = training.to_labels12(np.eye(len(words)), words)
+    assert job_seed(42, 1, "lenet", 0) == job_seed(42, 1, "lenet", 0) != job_seed(42, 1, "lenet", 1)
+    words = LABEL_SPACES["words31"]
+    folded = to_labels12(np.eye(len(words)), words)
     assert folded[words.index("marvin"), unknown] == 1 and folded[words.index("yes"), LABELS.index("yes")] == 1
 
 
@@ -120,21 +123,21 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     pseudo = pd.DataFrame({"row": [3, 7, 11, 20], "label": ["yes", "silence", "unknown", "go"]})
     parts = (clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0)  # fmt: skip
-    data = training.load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
+    data = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
     assert data.val_rows.tolist() == np.flatnonzero(folds["fold"] == 0).tolist()  # validation unchanged
     assert data.extra_noise.shape == (1, clips.shape[1])  # the one "silence" clip
-    settings = training.TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.0)
-    source, start, target = training.epoch_plan(data, settings, np.random.default_rng(0))
+    settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.0)
+    source, start, target = epoch_plan(data, settings, np.random.default_rng(0))
     from_test = source >= len(clips)
     assert from_test.sum() == 4  # all of them: fewer than half the labelled clips
-    batch = training.gather(clips, noise, source, start, np.ones(len(source)), clips.shape[1], data.variants, test_clips)
+    batch = gather(clips, noise, source, start, np.ones(len(source)), clips.shape[1], data.variants, test_clips)
     for k in np.flatnonzero(from_test):
         row = source[k] - len(clips) - len(data.variants)
         np.testing.assert_array_equal(batch[k], test_clips[row])
         assert LABELS[target[k]] == pseudo.set_index("row").loc[row, "label"]
-    words = training.load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo)
+    words = load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo)
     assert len(words.pseudo_rows) == 3  # "unknown" has no word to learn
-    assert data.fingerprint() != training.load_fold(*parts, "labels12").fingerprint()
+    assert data.fingerprint() != load_fold(*parts, "labels12").fingerprint()
 
 
 def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):

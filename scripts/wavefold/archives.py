@@ -10,6 +10,8 @@ from pathlib import Path
 
 import py7zr
 
+from .errors import ExplainedError
+
 log = logging.getLogger(__name__)
 
 #: The archives the TensorFlow Speech Recognition Challenge ships, and what each one unpacks to.
@@ -23,7 +25,7 @@ FIXED_MTIME = 1_500_000_000
 FAST_LZMA2 = [{"id": py7zr.FILTER_LZMA2, "preset": 1}]
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(ExplainedError, RuntimeError):
     """An archive that is missing, truncated or corrupt; the message names the file and the fix."""
 
 

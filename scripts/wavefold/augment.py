@@ -9,30 +9,10 @@ depends on its seed only, not on what else ran in the process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from .settings import from_section
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    time_shift_ms: float = 100.0  # shift by up to this much either way, zero-filled
-    gain_db: float = 6.0  # random gain in [-gain_db, +gain_db]
-    noise_probability: float = 0.8  # share of clips that get background noise
-    snr_db_min: float = 0.0
-    snr_db_max: float = 25.0
-    freq_masks: int = 2  # SpecAugment
-    freq_mask_width: int = 7
-    time_masks: int = 2
-    time_mask_width: int = 12
-    mixup_alpha: float = 0.0  # 0: off; else lambda ~ Beta(alpha, alpha)
-
-    @classmethod
-    def from_config(cls, settings: dict) -> "AugmentSettings":
-        return from_section(cls, settings, "augmentation")
+from .training.settings import AugmentSettings
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:

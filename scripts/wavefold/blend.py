@@ -17,17 +17,26 @@ Candidates:
 Optionally each model is temperature-scaled first (one temperature per model, fitted on OOF).
 Optionally the test probabilities are corrected toward the test set's class prior, re-estimated
 by EM (Saerens, Latinne & Decaestecker, 2002): the real test set is ~53% unknown, train far less.
+EM starts from the prior the blended probabilities were made under: the label mix the models were
+trained on (``balanced`` and ``unknown_share`` sampling change it), or, for the stacker, which is
+fitted on OOF rows, the OOF label mix.
+
+Besides the blend of all fold models, the chosen blend is also applied fold by fold: fitted without
+fold k's OOF rows, to the test predictions of the fold-k models only (which never trained on fold k).
+Those tables label the test clips that train the next round's fold-k models (:mod:`wavefold.pseudo`),
+so that no fold's labels reach its own validation through the pseudo-labels.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
+from .errors import ExplainedError
 from .labels import LABELS
 
 log = logging.getLogger(__name__)
@@ -36,7 +45,7 @@ EPS = 1e-7
 METHODS = ("mean", "logloss", "accuracy", "stacking")
 
 
-class BlendError(ValueError):
+class BlendError(ExplainedError, ValueError):
     """Probability tables that cannot be blended; the message names the file and the fix."""
 
 
@@ -217,7 +226,9 @@ class Blend:
     weights: pd.DataFrame  # model, temperature, and one weight column per weighted method
     oof: np.ndarray
     test: np.ndarray
-    test_prior: np.ndarray | None = None
+    test_prior: np.ndarray | None = None  # EM's estimate of the test set's label mix
+    reference_prior: np.ndarray | None = None  # the mix the blended probabilities were made under
+    fold_tests: dict = field(default_factory=dict)  # fold -> test probabilities of the blend fitted without it
 
 
 def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray:
@@ -228,14 +239,23 @@ def _scaled(P: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
     return np.stack([scale_temperature(p, t) for p, t in zip(P, temperatures)])
 
 
+def fit_with_temperatures(method: str, P: np.ndarray, y: np.ndarray, settings: BlendSettings):
+    """(temperatures, combiner state), both fitted on these rows only."""
+    temperatures = _temperatures(P, y, settings.temperature)
+    return temperatures, fit_method(method, _scaled(P, temperatures), y, settings)
+
+
+def apply_with_temperatures(method: str, fitted, P: np.ndarray) -> np.ndarray:
+    temperatures, state = fitted
+    return apply_method(method, state, _scaled(P, temperatures))
+
+
 def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray, settings: BlendSettings) -> np.ndarray:
     """OOF probabilities of a combiner fitted fold by fold on the other folds' rows."""
     out = np.zeros(P.shape[1:])
     for fold in np.unique(folds):
         held = folds == fold
-        temperatures = _temperatures(P[:, ~held], y[~held], settings.temperature)
-        state = fit_method(method, _scaled(P[:, ~held], temperatures), y[~held], settings)
-        out[held] = apply_method(method, state, _scaled(P[:, held], temperatures))
+        out[held] = apply_with_temperatures(method, fit_with_temperatures(method, P[:, ~held], y[~held], settings), P[:, held])
     return out
 
 
@@ -254,9 +274,32 @@ def em_prior(probabilities: np.ndarray, train_prior: np.ndarray, iterations: int
     return adjusted, prior
 
 
+def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, trained: dict[str, np.ndarray],
+                    y: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The class prior the chosen blend's probabilities are made under: where EM starts from.
+
+    A model's probabilities assume the label mix it was trained on (``trained``, from its metrics);
+    a weighted blend, the weighted mix; the stacker, fitted on OOF rows, the OOF label mix (as does a
+    teammate's model, whose training mix is unknown)."""
+    oof_mix = np.bincount(y, minlength=len(LABELS)) / len(y)
+    prior_of = {name: trained.get(name, oof_mix) for name in names}
+    if chosen in names:
+        return prior_of[chosen]
+    if chosen == "stacking":
+        return oof_mix
+    w = weights.set_index("model")[chosen].reindex(names).to_numpy()
+    return sum(wi * prior_of[name] for wi, name in zip(w, names))
+
+
 def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray, P_test: np.ndarray,
-              settings: BlendSettings) -> Blend:  # fmt: skip
-    """Score every candidate by honest CV, choose one, refit it on all OOF rows and apply it to the test."""
+              settings: BlendSettings, P_fold_tests: dict[int, np.ndarray] | None = None,
+              trained_priors: dict[str, np.ndarray] | None = None) -> Blend:  # fmt: skip
+    """Score every candidate by honest CV, choose one, refit it on all OOF rows and apply it to the test.
+
+    ``P_fold_tests[k]`` (models, clips, classes): the fold-k models' test predictions; the chosen blend,
+    fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
+    training label mix, where EM prior correction starts.
+    """
     rows, cv_oof = [], {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
@@ -288,33 +331,70 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     else:
         test = apply_method(chosen, states[chosen], _scaled(P_test, temperatures))
     blend = Blend(chosen, candidates, weights, cv_oof[chosen], test)
+    for fold, P_fold in (P_fold_tests or {}).items():
+        if chosen in names:
+            blend.fold_tests[fold] = P_fold[names.index(chosen)]
+        else:
+            others = folds != fold
+            fitted = fit_with_temperatures(chosen, P_oof[:, others], y[others], settings)
+            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted, P_fold)
     if settings.prior_correction == "em":
-        train_prior = np.bincount(y, minlength=len(LABELS)) / len(y)
-        blend.test, blend.test_prior = em_prior(test, train_prior)
+        blend.reference_prior = reference_prior(chosen, names, weights, trained_priors or {}, y)
+        blend.test, blend.test_prior = em_prior(blend.test, blend.reference_prior)
+        for fold, table in blend.fold_tests.items():
+            blend.fold_tests[fold] = em_prior(table, blend.reference_prior)[0]
     elif settings.prior_correction != "none":
         raise BlendError(f"blend.prior_correction {settings.prior_correction!r}: none | em")
     return blend
 
 
+def trained_prior(metrics_paths: list) -> np.ndarray:
+    """A model's training label mix (``trained_share`` of its fold jobs' metrics), averaged over folds."""
+    shares = [pd.read_csv(path).set_index("label").loc[list(LABELS), "trained_share"].to_numpy() for path in metrics_paths]
+    return np.mean(shares, axis=0)
+
+
+def _probability_frame(values: np.ndarray, id_column: str, ids, folds=None) -> pd.DataFrame:
+    table = pd.DataFrame(values, columns=list(LABELS))
+    table.insert(0, id_column, ids)
+    if folds is not None:
+        table.insert(1, "fold", folds)
+    return table
+
+
 def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: pd.DataFrame, fnames: list[str],
-                 settings: BlendSettings) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                 settings: BlendSettings, fold_test_paths: dict[str, list] | None = None,
+                 trained_priors: dict[str, np.ndarray] | None = None) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Read and check every model's OOF and test tables, blend them; returns the blend, its OOF table
-    (id, fold, labels) and its test table (fname, labels)."""
+    (id, fold, labels) and its test table (fname, labels). ``fold_test_paths[model]`` lists the model's
+    per-fold test tables in fold order; a model without them (a teammate's) joins the fold-wise
+    blends with its one test table."""
     ids = truth.index
     y = truth["label"].map(LABELS.index).to_numpy()
     folds = truth["fold"].to_numpy()
     test_ids = pd.Index(fnames)
     names = list(oof_paths)
+
+    def test_table(path):
+        return align(read_table(path, "fname"), test_ids, "fname", path)
+
     P_oof = np.stack([
         align(pd.concat([read_table(p, "id") for p in oof_paths[name]], ignore_index=True), ids, "id",
               ", ".join(map(str, oof_paths[name])))
         for name in names
     ])  # fmt: skip
-    P_test = np.stack([align(read_table(test_paths[name], "fname"), test_ids, "fname", test_paths[name]) for name in names])
-    blend = fit_blend(names, P_oof, y, folds, P_test, settings)
-    oof = pd.DataFrame(blend.oof, columns=list(LABELS))
-    oof.insert(0, "id", ids)
-    oof.insert(1, "fold", folds)
-    test = pd.DataFrame(blend.test, columns=list(LABELS))
-    test.insert(0, "fname", fnames)
-    return blend, oof, test
+    P_test = np.stack([test_table(test_paths[name]) for name in names])
+    P_fold_tests = {}
+    if fold_test_paths:
+        for k, fold in enumerate(sorted(np.unique(folds))):
+            P_fold_tests[int(fold)] = np.stack([
+                test_table(fold_test_paths[name][k]) if name in fold_test_paths else P_test[names.index(name)]
+                for name in names
+            ])  # fmt: skip
+    blend = fit_blend(names, P_oof, y, folds, P_test, settings, P_fold_tests, trained_priors)
+    return blend, _probability_frame(blend.oof, "id", ids, folds), _probability_frame(blend.test, "fname", fnames)
+
+
+def fold_table(blend: Blend, fold: int, fnames: list[str]) -> pd.DataFrame:
+    """The test table of the blend fitted without ``fold``, applied to the fold's own models."""
+    return _probability_frame(blend.fold_tests[fold], "fname", fnames)

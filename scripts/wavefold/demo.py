@@ -31,7 +31,8 @@ from scipy import signal
 from tqdm import tqdm
 
 from . import archives
-from .labels import AUXILIARY_WORDS, COMMANDS, NOISE_FILES, NOISE_FOLDER, WORDS, label_of, official_split
+from .errors import ExplainedError
+from .labels import AUXILIARY_WORDS, COMMANDS, NOISE_FILES, NOISE_FOLDER, WORDS, official_split
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ SIZES = {
 }
 
 
-class MissingSystemPackage(RuntimeError):
+class MissingSystemPackage(ExplainedError, RuntimeError):
     pass
 
 

@@ -85,3 +85,12 @@ class DeviceLease:
             self.handle.close()
             log.info("released GPU %s", self.gpu)
             self.handle = self.gpu = None
+
+
+def pick_device(requested: str = "auto"):
+    """The torch device of ``training.device``: auto is CUDA when there is a GPU (the leased one), else the CPU."""
+    import torch  # here, not at the top: leasing must happen before CUDA starts
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)

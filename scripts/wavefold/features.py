@@ -6,29 +6,11 @@ over PCIe) and becomes float and features there, so the CPU never touches a spec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torchaudio
 from torch import nn
 
-from .settings import from_section
-
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    sample_rate: int = 16000
-    n_mels: int = 40
-    n_mfcc: int = 40
-    window_ms: float = 30.0
-    hop_ms: float = 10.0
-    f_min: float = 20.0
-    f_max: float | None = 7600.0
-    normalise: str = "instance"  # instance: zero mean, unit variance per clip | none
-
-    @classmethod
-    def from_config(cls, settings: dict) -> "FeatureSettings":
-        return from_section(cls, settings, "feature")
+from .training.settings import FeatureSettings
 
 
 def int16_to_float(batch: torch.Tensor) -> torch.Tensor:

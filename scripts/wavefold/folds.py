@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .errors import ExplainedError
 from .labels import LABELS
 
 
-class FoldError(ValueError):
+class FoldError(ExplainedError, ValueError):
     pass
 
 

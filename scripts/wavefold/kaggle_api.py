@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from .errors import ExplainedError
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
@@ -29,7 +31,7 @@ CREDENTIALS_HELP = (
 )
 
 
-class KaggleError(RuntimeError):
+class KaggleError(ExplainedError, RuntimeError):
     """A Kaggle call that failed for good; the message says why and what to do."""
 
 

@@ -9,12 +9,18 @@ pooling, so the clip length and the number of features can change without touchi
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from torch import nn
 
 from .architectures import FOLDER, INPUT_KINDS, REGISTRY, register  # noqa: F401 (the registry's API)
-from .architectures import bc_resnet, lenet, m5, matchboxnet, mobilenetv2, res15  # noqa: F401 (they register)
+
+# Every architectures/<name>.py registers itself when imported; a new one needs no line here. (The
+# workflow gives each model's jobs only its own architecture's module as code: wavefold.dependencies.)
+for _module in sorted(FOLDER.glob("*.py")):
+    if _module.stem not in ("__init__", "blocks"):
+        importlib.import_module(f"{__package__}.architectures.{_module.stem}")
 
 
 def create_model(name: str, n_classes: int, **params) -> nn.Module:

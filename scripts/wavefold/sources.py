@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import archives, kaggle_api
+from .errors import ExplainedError
 from .labels import NOISE_FOLDER, TEST_CLIP_NAME, WORDS
 
 log = logging.getLogger(__name__)
 
 
-class LayoutError(RuntimeError):
+class LayoutError(ExplainedError, RuntimeError):
     """The source or the extracted files are not laid out like the competition; the message says how."""
 
 

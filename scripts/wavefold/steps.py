@@ -7,18 +7,7 @@ import sys
 import traceback
 from contextlib import contextmanager
 
-from .archives import ArchiveError
-from .blend import BlendError
-from .demo import MissingSystemPackage
-from .folds import FoldError
-from .kaggle_api import KaggleError
-from .sources import LayoutError
-from .submission import SubmissionError
-from .submit import SubmitError
-
-#: Failures whose message already says what is wrong and what to do: no traceback for these.
-EXPLAINED = (ArchiveError, BlendError, FoldError, KaggleError, LayoutError, MissingSystemPackage, SubmissionError,
-             SubmitError)  # fmt: skip
+from .errors import ExplainedError
 
 
 @contextmanager
@@ -37,7 +26,7 @@ def rule_step(snakemake, name: str):
         log = logging.getLogger(f"wavefold.{name}")
         try:
             yield log
-        except EXPLAINED as error:
+        except ExplainedError as error:  # its message already says what is wrong and what to do
             log.error("%s", error)
             print(f"\nwavefold {name}: {error}\n(log: {log_path})", file=terminal)
             sys.exit(1)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import ExplainedError
 from .labels import LABELS
 
 
-class SubmissionError(ValueError):
+class SubmissionError(ExplainedError, ValueError):
     """A submission that Kaggle would refuse; the message lists what is wrong."""
 
 

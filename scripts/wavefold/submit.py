@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import kaggle_api, submission
+from .errors import ExplainedError
 from .kaggle_api import KaggleError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 LOG_COLUMNS = ["date", "to", "competition", "ref", "file", "sha256", "cv", "public", "private", "status", "description"]
 
 
-class SubmitError(RuntimeError):
+class SubmitError(ExplainedError, RuntimeError):
     """A submission refused before or after the upload; the message says why and what to do."""
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from . import register
-from .blocks import PoolHead, conv_bn_relu
+from .blocks import conv_bn_relu
 
 
 class SubSpectralNorm(nn.Module):

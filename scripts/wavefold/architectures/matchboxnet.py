@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import nn
 
 from . import register
-from .blocks import PoolHead, conv_bn_relu
 
 
 class _SeparableConv1d(nn.Sequential):

@@ -1,0 +1,95 @@
+"""Which modules of the package a rule runs, read from its script's imports.
+
+Snakemake re-runs a job when its inputs change, but it does not follow a script's imports. So
+every rule lists the package modules its script imports, directly or through other modules of
+the package, as inputs — derived here from the import statements (``ast``, nothing is
+imported, so the workflow parses in milliseconds), never kept by hand: a new module is never
+forgotten, and editing ``labels.py`` re-runs every step that imports it.
+
+Architectures are the one exception: the registry loads every ``architectures/<name>.py``, but a
+model runs only its own, so that editing one architecture re-trains only the models built on it
+(:func:`model_modules`).
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "wavefold"
+ROOT = Path(__file__).resolve().parent  # scripts/wavefold
+ARCHITECTURES = ROOT / "architectures"
+
+
+def _module_file(dotted: str) -> Path | None:
+    """The file of a package module (``wavefold.x.y`` -> x/y.py or x/y/__init__.py), or None."""
+    parts = dotted.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = ROOT.joinpath(*parts[1:])
+    if base.with_suffix(".py").is_file() and len(parts) > 1:
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _dotted(path: Path) -> str:
+    relative = path.relative_to(ROOT).with_suffix("")
+    parts = [p for p in relative.parts if p != "__init__"]
+    return ".".join([PACKAGE, *parts])
+
+
+def _imported(path: Path) -> set[Path]:
+    """The package modules one file imports (each package's __init__ too: Python runs it)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package_init = path.name == "__init__.py"
+    here = _dotted(path) if path.is_relative_to(ROOT) else ""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the file's own package upwards
+                package = here.split(".") if is_package_init else here.split(".")[:-1]
+                package = package[: len(package) - (node.level - 1)]
+                base = ".".join(package + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # a submodule, or just a name
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        for end in range(1, len(parts) + 1):  # wavefold.a.b also runs wavefold/a/__init__.py
+            module = _module_file(".".join(parts[:end]))
+            if module is not None:
+                found.add(module)
+    return found
+
+
+@lru_cache(maxsize=None)
+def _closure(start: Path, skip_architectures: bool) -> frozenset[Path]:
+    seen, todo = set(), [start]
+    while todo:
+        path = todo.pop()
+        for module in _imported(path):
+            if skip_architectures and module.parent == ARCHITECTURES and module.name not in ("__init__.py", "blocks.py"):
+                continue
+            if module not in seen:
+                seen.add(module)
+                todo.append(module)
+    return frozenset(seen)
+
+
+def script_modules(script: str | Path) -> list[str]:
+    """Every package module ``script`` runs, sorted, as paths (the rule's ``code`` input)."""
+    return sorted(str(p) for p in _closure(Path(script).resolve(), True))
+
+
+def model_modules(script: str | Path, architecture: str) -> list[str]:
+    """The modules a model's job runs: the script's, and of the architectures only the model's own."""
+    own = ARCHITECTURES / f"{architecture}.py"
+    modules = _closure(Path(script).resolve(), True) | {own} | _closure(own, True)
+    return sorted(str(p) for p in modules)

@@ -1,0 +1,212 @@
+"""What one fold's job trains and validates on, and each epoch's plan of examples.
+
+Data never passes through per-clip Python: an epoch is a few numpy arrays of row numbers (and
+noise windows for silence); :mod:`wavefold.training.batches` turns them into batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..labels import LABELS, WORDS, label_of
+from .settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+#: The label spaces a model can be trained in. ``words31`` learns every word (+ silence) and folds
+#: the 20 auxiliary words into ``unknown`` when it writes probabilities.
+LABEL_SPACES = {"labels12": list(LABELS), "words31": list(WORDS) + ["silence"]}
+
+
+def _empty() -> np.ndarray:
+    return np.zeros(0, int)
+
+
+@dataclass
+class FoldData:
+    """What one fold's job trains and validates on; clip sources are cache rows, silence is noise windows."""
+
+    clips: np.ndarray  # memory-mapped (n, samples) int16
+    variants: np.ndarray  # memory-mapped offline variants; epoch plans address them as n_clips + index
+    variant_index: np.ndarray  # the variants of training-side clips
+    variant_targets: np.ndarray
+    noise: np.ndarray  # (samples,) int16, whole noise cache (small)
+    train_rows: np.ndarray
+    train_targets: np.ndarray  # class index in the label space
+    train_noise: np.ndarray  # (k, 2) start, length of the training-side noise stretches
+    val_rows: np.ndarray
+    val_targets: np.ndarray
+    val_ids: list[str]
+    val_silence: pd.DataFrame  # start, gain, id of this fold's silence examples
+    label_space: list[str]
+    samples: int
+    inner_rows: np.ndarray = field(default_factory=_empty)  # held-out training-side speakers (epoch_selection inner)
+    inner_targets: np.ndarray = field(default_factory=_empty)
+    pseudo_clips: np.ndarray | None = None  # the memory-mapped test cache; plans address it after the variants
+    pseudo_rows: np.ndarray = field(default_factory=_empty)  # test-cache rows of pseudo-labelled clips
+    pseudo_targets: np.ndarray = field(default_factory=_empty)
+    extra_noise: np.ndarray | None = None  # (k, samples) int16: pseudo-labelled silence, mixed in as noise
+
+    def fingerprint(self) -> str:
+        """Which rows the job trains and validates on (a part of the job's identity, :mod:`.checkpoint`)."""
+        digest = hashlib.sha256()
+        parts = (self.train_rows, self.train_targets, self.val_rows, self.inner_rows, self.variant_index,
+                 self.pseudo_rows, self.pseudo_targets, self.train_noise)
+        for part in parts:
+            digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def inner_speakers(speakers: pd.Series, share: float, seed: int) -> set:
+    """``share`` of the distinct ``speakers`` (at least one, never all), drawn from ``seed``."""
+    distinct = np.array(sorted(speakers.unique()))
+    count = min(len(distinct) - 1, max(1, int(round(share * len(distinct)))))
+    rng = np.random.default_rng([seed, 17])
+    return set(rng.choice(distinct, size=count, replace=False)) if count > 0 else set()
+
+
+def load_fold(
+    clips: np.ndarray,
+    noise: np.ndarray,
+    folds: pd.DataFrame,
+    silence: pd.DataFrame,
+    segments: pd.DataFrame,
+    fold: int,
+    label_space: str,
+    variants: np.ndarray | None = None,
+    variant_sources: np.ndarray | None = None,
+    test_clips: np.ndarray | None = None,
+    pseudo: pd.DataFrame | None = None,
+    pseudo_noise: bool = False,
+    inner_share: float = 0.0,
+    seed: int = 0,
+) -> FoldData:
+    """One fold's data. Offline variants (and their source rows) and pseudo-labelled test clips
+    (``pseudo``: test-cache row and 12-class label) are optional; both only ever train. With
+    ``inner_share``, that share of the training side's speakers is held out of training as an
+    inner validation split (for choosing the epoch without looking at the fold)."""
+    classes = LABEL_SPACES[label_space]
+    index = {name: i for i, name in enumerate(classes)}
+    key = folds["word"] if label_space == "words31" else folds["label"]
+    targets = key.map(index).to_numpy()
+    is_val = (folds["fold"] == fold).to_numpy()
+    is_inner = np.zeros(len(folds), bool)
+    if inner_share > 0:
+        held = inner_speakers(folds.loc[~is_val, "speaker"], inner_share, seed)
+        is_inner = ~is_val & folds["speaker"].isin(held).to_numpy()
+        log.info("inner split: %d clips of %d training-side speakers held out for choosing the epoch",
+                 int(is_inner.sum()), len(held))  # fmt: skip
+    is_train = ~is_val & ~is_inner
+    own_silence = silence[silence["fold"] == fold].reset_index(drop=True)
+    train_noise = segments[segments["fold"] != fold][["start", "length"]].to_numpy()
+    if variants is None:
+        variants, variant_sources = np.zeros((0, clips.shape[1]), np.int16), _empty()
+    # A variant belongs to its source clip's fold (and inner split): only training-side variants are drawn.
+    variant_index = np.flatnonzero(is_train[variant_sources]) if len(variant_sources) else _empty()
+    pseudo_rows, pseudo_targets, extra_noise = _empty(), _empty(), None
+    if pseudo is not None and len(pseudo):
+        # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
+        usable = pseudo["label"].isin(classes)
+        if (~usable).any():
+            log.info("pseudo-labels: %d 'unknown' clips left out: not a class of the %s label space",
+                     int((~usable).sum()), label_space)  # fmt: skip
+        pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
+        pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
+        if pseudo_noise:
+            silent = np.sort(pseudo.loc[pseudo["label"] == "silence", "row"].to_numpy())
+            extra_noise = np.asarray(test_clips[silent]) if len(silent) else None
+    return FoldData(
+        clips=clips,
+        variants=variants,
+        variant_index=variant_index,
+        variant_targets=targets[variant_sources[variant_index]] if len(variant_index) else _empty(),
+        noise=noise,
+        train_rows=np.flatnonzero(is_train),
+        train_targets=targets[is_train],
+        train_noise=train_noise,
+        val_rows=np.flatnonzero(is_val),
+        val_targets=targets[is_val],
+        val_ids=folds.loc[is_val, "id"].tolist(),
+        val_silence=own_silence,
+        label_space=classes,
+        samples=clips.shape[1],
+        inner_rows=np.flatnonzero(is_inner),
+        inner_targets=targets[is_inner],
+        pseudo_clips=test_clips,
+        pseudo_rows=pseudo_rows,
+        pseudo_targets=pseudo_targets,
+        extra_noise=extra_noise,
+    )
+
+
+def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Generator) -> np.ndarray:
+    """Which of the training side's labelled clips an epoch draws (positions in ``train_rows``)."""
+    classes, targets = data.label_space, data.train_targets
+    silence_class = classes.index("silence")
+    if settings.balanced:
+        # Every class as often as the others; a small class is walked through in fresh permutations,
+        # so no clip repeats before all of its class has been drawn.
+        present = [c for c in range(len(classes)) if c != silence_class and (targets == c).any()]
+        per_class = int(np.ceil(len(targets) / max(1, len(present))))
+        chosen = []
+        for c in present:
+            members = np.flatnonzero(targets == c)
+            cycles = int(np.ceil(per_class / len(members)))
+            chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
+        return np.concatenate(chosen) if chosen else _empty()
+    if settings.unknown_share is not None:
+        # In the words31 space, "unknown" is the 20 auxiliary words.
+        unknown_class = np.array([name != "silence" and label_of(name) == "unknown" for name in classes])
+        is_unknown = unknown_class[targets]
+        known = np.flatnonzero(~is_unknown)
+        wanted = int(round(len(known) * settings.unknown_share / max(1e-9, 1 - settings.unknown_share)))
+        pool = np.flatnonzero(is_unknown)
+        extra = rng.choice(pool, size=min(wanted, len(pool)), replace=False) if len(pool) else _empty()
+        return np.concatenate([known, extra])
+    return np.arange(len(targets))
+
+
+def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One epoch's examples, shuffled: (cache row or -1 for silence, noise start for silence, target)."""
+    silence_class = data.label_space.index("silence")
+    keep = _labelled_rows(data, settings, rng)
+    clip_rows, clip_targets = data.train_rows[keep], data.train_targets[keep]
+    n_pseudo = min(len(data.pseudo_rows), int(round(len(clip_rows) * settings.pseudo_share)))
+    n_variants = min(len(data.variant_index), int(round(len(clip_rows) * settings.offline_share)))
+    if n_variants:
+        pick = rng.choice(len(data.variant_index), size=n_variants, replace=False)
+        clip_rows = np.concatenate([clip_rows, len(data.clips) + data.variant_index[pick]])
+        clip_targets = np.concatenate([clip_targets, data.variant_targets[pick]])
+    if n_pseudo:
+        pick = rng.choice(len(data.pseudo_rows), size=n_pseudo, replace=False)
+        clip_rows = np.concatenate([clip_rows, len(data.clips) + len(data.variants) + data.pseudo_rows[pick]])
+        clip_targets = np.concatenate([clip_targets, data.pseudo_targets[pick]])
+    n_silence = int(round(len(clip_rows) * settings.silence_share / max(1e-9, 1 - settings.silence_share)))
+    starts = np.zeros(n_silence, dtype=np.int64)
+    if n_silence and len(data.train_noise):
+        lengths = data.train_noise[:, 1] - data.samples + 1
+        stretch = rng.choice(len(data.train_noise), size=n_silence, p=lengths / lengths.sum())
+        starts = data.train_noise[stretch, 0] + (rng.random(n_silence) * lengths[stretch]).astype(np.int64)
+    source = np.concatenate([clip_rows, np.full(n_silence, -1)])
+    start = np.concatenate([np.zeros(len(clip_rows), np.int64), starts])
+    target = np.concatenate([clip_targets, np.full(n_silence, silence_class)])
+    order = rng.permutation(len(source))
+    return source[order], start[order], target[order]
+
+
+def training_prior(data: FoldData, settings: TrainSettings, seed: int, epochs: int = 3) -> np.ndarray:
+    """The 12-label mix the model is trained under: what its probabilities assume about the world
+    (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans, in 12 labels."""
+    counts = np.zeros(len(data.label_space))
+    for epoch in range(epochs):
+        target = epoch_plan(data, settings, np.random.default_rng([seed, 1000 + epoch]))[2]
+        counts += np.bincount(target, minlength=len(data.label_space))
+    prior = np.zeros(len(LABELS))
+    for i, name in enumerate(data.label_space):
+        prior[LABELS.index(name if name in LABELS else label_of(name))] += counts[i]
+    return prior / max(1.0, prior.sum())

@@ -1,0 +1,177 @@
+"""The hot loop: one model trained on one fold.
+
+Per batch, on the device: int16 -> float, waveform augmentation (:mod:`wavefold.augment`),
+features (:mod:`wavefold.features`), SpecAugment and mixup, forward and backward under autocast
+on CUDA. The next batches are gathered from the memory-mapped caches on a background thread
+(:mod:`.batches`); running loss and accuracy stay on the device, so no step waits for the GPU.
+
+Which weights the job keeps is ``epoch_selection`` (:data:`.settings.EPOCH_SELECTIONS`): by
+default the last epoch of the fixed schedule; the fold the job is scored on is never used to
+choose unless the user asks for it (``fold``, logged as optimistic). The out-of-fold
+probabilities are then made with the same test-time augmentation as the test predictions.
+
+Every epoch draws its randomness from seeds derived from (job seed, epoch), and a checkpoint is
+written after every epoch, so a job killed at any point and started again ends with the same
+result as one that was never interrupted (:mod:`.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..augment import augment_waveforms, mixup, spec_augment
+from ..features import int16_to_float
+from . import optim, outputs
+from .batches import Prefetcher, gather, silence_windows
+from .checkpoint import Checkpoint
+from .classifier import Classifier
+from .data import FoldData, epoch_plan, training_prior
+from .inference import predict
+from .settings import AugmentSettings, TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+def _epoch_generators(seed: int, epoch: int, device: torch.device):
+    rng = np.random.default_rng([seed, epoch])
+    generator = torch.Generator(device=device).manual_seed(seed * 1000 + epoch)
+    torch.manual_seed(seed * 1000 + epoch + 1)  # dropout draws from the global generator
+    return rng, generator
+
+
+def _scores(probabilities: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """(log-loss, accuracy)."""
+    if not len(targets):
+        return float("nan"), float("nan")
+    loss = float(-np.log(probabilities[np.arange(len(targets)), targets] + 1e-9).mean())
+    return loss, float((probabilities.argmax(1) == targets).mean())
+
+
+def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: outputs.JobPaths, device: torch.device,
+               fold: int, identity: str, shifts: tuple[int, ...] = (0,)) -> dict:  # fmt: skip
+    """Train, choose the epoch (``settings.epoch_selection``), write the outputs, remove the checkpoint.
+
+    ``identity`` names this job's inputs, code and settings (:func:`.checkpoint.job_identity`): only
+    a checkpoint of the same identity is resumed. ``shifts`` are the TTA shifts of the OOF pass.
+    """
+    augment_settings = AugmentSettings.from_config(settings.augment)
+    selection = settings.epoch_selection
+    if selection == "fold":
+        log.warning("epoch_selection: fold — the epoch is chosen on the fold this model is scored on, so its CV "
+                    "(and every blend fitted on it) is optimistic. Use 'last' or 'inner' for an honest CV.")  # fmt: skip
+    if selection == "inner" and not len(data.inner_rows):
+        raise ValueError("epoch_selection: inner needs an inner split (inner_share > 0 and at least two speakers)")
+    torch.manual_seed(seed)
+    n_classes = len(data.label_space)
+    model = Classifier(settings, n_classes).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = optim.optimizer(model, settings)
+    steps = int(np.ceil(len(epoch_plan(data, settings, np.random.default_rng([seed, 0]))[0]) / settings.batch_size))
+    scheduler = optim.scheduler(optimizer, settings, steps)
+    scaler = torch.amp.GradScaler(enabled=cuda)
+    noise_device = torch.from_numpy(data.noise.astype(np.float32) / 32768.0).to(device)
+    val_silence = silence_windows(data.noise, data.val_silence["start"], data.val_silence["gain"], data.samples)
+    val_targets = np.concatenate([data.val_targets, np.full(len(data.val_silence), data.label_space.index("silence"))])
+    # Noise for mixing comes from the training side only: the stretches of the other folds.
+    noise_parts = [noise_device[s : s + n] for s, n in data.train_noise]
+    if settings.pseudo_noise and data.extra_noise is not None:
+        noise_parts.append(torch.from_numpy(data.extra_noise.astype(np.float32).ravel() / 32768.0).to(device))
+    train_noise = torch.cat(noise_parts) if noise_parts else None
+
+    checkpoint = Checkpoint(paths.checkpoint, identity)
+    start_epoch, best, curve, best_state, stale = 0, -1.0, [], None, 0
+    state = checkpoint.load(device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, best, curve, best_state, stale = (state[k] for k in ("epoch", "best", "curve", "best_state", "stale"))
+
+    loss_function = nn.CrossEntropyLoss()
+    batch_size = settings.batch_size
+    for epoch in range(start_epoch, settings.epochs):
+        if selection != "last" and settings.patience and stale >= settings.patience:
+            log.info("early stop: no better %s accuracy for %d epochs", selection, stale)
+            break
+        started = time.perf_counter()
+        rng, generator = _epoch_generators(seed, epoch, device)
+        source, noise_start, target = epoch_plan(data, settings, rng)
+        gain = np.where(rng.random(len(source)) < 0.1, 0.0, 10 ** (rng.uniform(-40, 0, len(source)) / 20))
+        batches = int(np.ceil(len(source) / batch_size))
+
+        def make_batch(i):
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples,
+                          data.variants, data.pseudo_clips)  # fmt: skip
+
+        model.train()
+        # Running sums stay on the device: reading them every step would make the GPU wait each time.
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = 0
+        prefetched = Prefetcher(make_batch, batches, pin=cuda)
+        for i, batch in enumerate(tqdm(prefetched, total=batches, desc=f"epoch {epoch + 1}", mininterval=10)):
+            wave = int16_to_float(batch.to(device, non_blocking=True))
+            labels = torch.from_numpy(target[i * batch_size : (i + 1) * batch_size]).to(device)
+            wave = augment_waveforms(wave, train_noise, augment_settings, model.front.settings.sample_rate, generator)
+            onehot = nn.functional.one_hot(labels, n_classes).float()
+            with torch.autocast(device.type, enabled=cuda):
+                features = spec_augment(model.front(wave), augment_settings, generator)
+                features, soft_targets = mixup(features, onehot, augment_settings.mixup_alpha, generator)
+                if cuda and features.dim() == 4:
+                    features = features.contiguous(memory_format=torch.channels_last)
+                logits = model.net(features)
+                loss = loss_function(logits.float(), soft_targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total_loss += loss.detach() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+            seen += len(labels)
+
+        # The fold's scores are in the curve for reading; they choose the epoch only under "fold".
+        val_loss, val_acc = _scores(predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence),
+                                    val_targets)  # fmt: skip
+        row = {"epoch": epoch + 1, "train_loss": total_loss.item() / max(1, seen), "train_acc": correct.item() / max(1, seen),
+               "val_loss": val_loss, "val_acc": val_acc}  # fmt: skip
+        if selection == "inner":
+            inner = predict(model, data.clips, data.inner_rows, device, batch_size * 2)
+            row["inner_loss"], row["inner_acc"] = _scores(inner, data.inner_targets)
+        row.update(lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
+        curve.append(row)
+        score = {"inner": row.get("inner_acc"), "fold": val_acc}.get(selection)
+        if score is not None and score > best:
+            best, stale = score, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        elif score is not None:
+            stale += 1
+        log.info("epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f acc %.4f%s | %.1f s", epoch + 1,
+                 settings.epochs, row["train_loss"], row["train_acc"], fold, val_loss, val_acc,
+                 f" | inner acc {row['inner_acc']:.4f}" if selection == "inner" else "", row["seconds"])  # fmt: skip
+        checkpoint.save({"epoch": epoch + 1, "best": best, "curve": curve, "stale": stale, "best_state": best_state,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()})  # fmt: skip
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        chosen = 1 + max(range(len(curve)), key=lambda i: curve[i]["inner_acc" if selection == "inner" else "val_acc"])
+        log.info("kept epoch %d of %d (best %s accuracy %.4f)", chosen, len(curve), selection, best)
+    else:
+        log.info("kept the last epoch, %d (epoch_selection: last)", len(curve))
+    # Out-of-fold probabilities with the test predictions' TTA, so that the two are made alike.
+    probabilities = predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, shifts)
+    prior = training_prior(data, settings, seed)
+    result = outputs.write(model, settings, data, probabilities, val_targets, curve, prior, paths, fold)
+    checkpoint.clear()  # the job is complete: a later run of it trains afresh
+    return result

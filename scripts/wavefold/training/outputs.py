@@ -1,0 +1,52 @@
+"""What a finished training job writes: model, out-of-fold probabilities, learning curve, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..labels import LABELS, label_of
+from . import classifier
+
+
+@dataclass
+class JobPaths:
+    model: Path
+    oof: Path
+    curve: Path
+    metrics: Path
+    checkpoint: Path
+
+
+def per_class_metrics(truth: np.ndarray, predicted: np.ndarray, prior: np.ndarray) -> pd.DataFrame:
+    """Recall and precision per label and overall, and ``trained_share``: the label mix training drew."""
+    rows = []
+    for c, name in enumerate(LABELS):
+        is_true, is_pred = truth == c, predicted == c
+        rows.append({"label": name, "clips": int(is_true.sum()),
+                     "recall": float((is_pred & is_true).sum() / max(1, is_true.sum())),
+                     "precision": float((is_pred & is_true).sum() / max(1, is_pred.sum())),
+                     "trained_share": float(prior[c])})  # fmt: skip
+    accuracy = float((predicted == truth).mean())
+    rows.append({"label": "all", "clips": len(truth), "recall": accuracy, "precision": accuracy, "trained_share": 1.0})
+    return pd.DataFrame(rows)
+
+
+def write(model, settings, data, probabilities: np.ndarray, targets: np.ndarray, curve: list[dict], prior: np.ndarray,
+          paths: JobPaths, fold: int) -> dict:  # fmt: skip
+    """Write the job's outputs; ``probabilities`` are over ``data.label_space`` for the fold's clips then silence."""
+    ids = data.val_ids + data.val_silence["id"].tolist()
+    labels12 = classifier.to_labels12(probabilities, data.label_space)
+    names = np.array(data.label_space)[targets]
+    truth = np.array([LABELS.index(n if n in LABELS else label_of(n)) for n in names])
+    for path in (paths.model, paths.oof, paths.curve, paths.metrics):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    classifier.save(model, settings, data.label_space, paths.model)
+    classifier.probability_table(ids, labels12, "id", fold).to_csv(paths.oof, index=False, float_format="%.6g")
+    pd.DataFrame(curve).to_csv(paths.curve, index=False)
+    predicted = labels12.argmax(1)
+    per_class_metrics(truth, predicted, prior).to_csv(paths.metrics, index=False)
+    return {"fold_accuracy": float((predicted == truth).mean()), "epochs": len(curve)}

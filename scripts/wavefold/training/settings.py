@@ -1,0 +1,157 @@
+"""What a training job is told: its settings, with their defaults (the only place they are set).
+
+``config/config.yaml`` shows the same values (a test keeps the two equal); ``training.defaults``
+and each model under ``training.models`` are checked against :class:`TrainSettings` when the
+workflow is parsed. Nothing here imports torch, so that check costs nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..settings import bounded, from_section, nested
+
+ARCHITECTURES = Path(__file__).resolve().parents[1] / "architectures"
+
+
+def _registered_class(module: Path) -> ast.ClassDef | None:
+    """The class of ``architectures/<name>.py`` decorated ``@register("<name>")`` (the registry's rule)."""
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.ClassDef):
+            for decorator in node.decorator_list:
+                if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "register"
+                        and decorator.args and getattr(decorator.args[0], "value", None) == module.stem):  # fmt: skip
+                    return node
+    return None
+
+
+def architecture_names() -> set[str]:
+    """The registered architectures, read from their modules without importing them (no torch)."""
+    return {module.stem for module in ARCHITECTURES.glob("*.py") if _registered_class(module) is not None}
+
+
+def architecture_parameters(name: str) -> set[str] | None:
+    """The hyper-parameters architecture ``name`` takes (its constructor's, less ``n_classes``);
+    None when it takes any (``**kwargs``)."""
+    found = _registered_class(ARCHITECTURES / f"{name}.py")
+    for node in found.body if found else ():
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            if node.args.kwarg is not None:
+                return None
+            names = [a.arg for a in node.args.args + node.args.kwonlyargs]
+            return set(names) - {"self", "n_classes"}
+    return set()
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    sample_rate: int = bounded(16000, minimum=1000)
+    n_mels: int = bounded(40, minimum=8)
+    n_mfcc: int = bounded(40, minimum=4)
+    window_ms: float = bounded(30.0, above=0)
+    hop_ms: float = bounded(10.0, above=0)
+    f_min: float = bounded(20.0, minimum=0)
+    f_max: float | None = 7600.0
+    normalise: Literal["instance", "none"] = "instance"  # instance: zero mean, unit variance per clip
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "FeatureSettings":
+        return from_section(cls, settings, "features")
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    time_shift_ms: float = bounded(100.0, minimum=0)  # shift by up to this much either way, zero-filled
+    gain_db: float = bounded(6.0, minimum=0)  # random gain in [-gain_db, +gain_db]
+    noise_probability: float = bounded(0.8, minimum=0, maximum=1)  # share of clips that get background noise
+    snr_db_min: float = 0.0
+    snr_db_max: float = 25.0
+    freq_masks: int = bounded(2, minimum=0)  # SpecAugment
+    freq_mask_width: int = bounded(7, minimum=0)
+    time_masks: int = bounded(2, minimum=0)
+    time_mask_width: int = bounded(12, minimum=0)
+    mixup_alpha: float = bounded(0.0, minimum=0)  # 0: off; else lambda ~ Beta(alpha, alpha)
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "AugmentSettings":
+        return from_section(cls, settings, "augment")
+
+
+#: How a job chooses the weights it keeps (and so its out-of-fold probabilities):
+#: ``last``   the last epoch of a fixed schedule (the fold is never looked at);
+#: ``inner``  the best epoch on an inner, speaker-grouped split of the training side (``inner_share``
+#:            of its speakers, held out of training), ``patience`` stopping on it;
+#: ``fold``   the best epoch on the validation fold itself: optimistic CV, an explicit choice only.
+EPOCH_SELECTIONS = ("last", "inner", "fold")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One model's training settings. The defaults are sized for the demo on a CPU (docs/figures.md);
+    config/kaggle-gpu.yaml has the real competition's."""
+
+    architecture: str = field(metadata={"choices": architecture_names})
+    params: dict = field(default_factory=dict)  # the architecture's own hyper-parameters
+    epochs: int = bounded(3, minimum=1)
+    batch_size: int = bounded(64, minimum=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = bounded(0.003, above=0)
+    weight_decay: float = bounded(0.01, minimum=0)
+    scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    epoch_selection: Literal["last", "inner", "fold"] = "last"
+    patience: int = bounded(0, minimum=0)  # with inner/fold: stop after this many epochs without a better score; 0: never
+    inner_share: float = bounded(0.15, above=0, below=0.5)  # with inner: share of the training side's speakers held out
+    unknown_share: float | None = bounded(None, minimum=0, below=1)  # share of unknown clips per epoch; None: as in the data
+    silence_share: float = bounded(0.09, minimum=0, below=1)  # share of silence examples per epoch, cut from training-side noise
+    balanced: bool = True  # draw every class equally often (short CPU runs learn the commands only so)
+    offline_share: float = bounded(0.25, minimum=0)  # offline variants per epoch, as a share of the clips
+    label_space: Literal["labels12", "words31"] = "labels12"
+    pseudo_share: float = bounded(0.0, minimum=0)  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
+    pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
+    features: dict = nested(FeatureSettings)
+    augment: dict = nested(AugmentSettings)
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "TrainSettings":
+        return from_section(cls, settings, "training")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolved(settings: dict) -> dict:
+    """``settings`` with every default filled in, as plain values (a job's params)."""
+    full = asdict(TrainSettings.from_config(settings))
+    full["features"] = asdict(FeatureSettings.from_config(full["features"]))
+    full["augment"] = asdict(AugmentSettings.from_config(full["augment"]))
+    return full
+
+
+def job_seed(global_seed: int, round_: int, model: str, fold: int) -> int:
+    """A job's seed from (global seed, round, model, fold): every job is reproducible on its own."""
+    digest = hashlib.sha256(f"{global_seed}/{round_}/{model}/{fold}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def training_problems(settings: dict, path: str) -> list[str]:
+    """What :func:`..settings.check` cannot see: the architecture's own parameters, and settings that
+    only make sense together."""
+    problems = []
+    architecture = settings.get("architecture")
+    if architecture in architecture_names():
+        known = architecture_parameters(architecture)
+        unknown = set(settings.get("params") or {}) - (known if known is not None else set(settings.get("params")))
+        if architecture == "matchboxnet":
+            unknown -= {"n_features"}
+        for key in sorted(unknown):
+            problems.append(f"{path}.params.{key}: {architecture} takes no such parameter; it takes "
+                            f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
+    if settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":
+        problems.append(f"{path}.patience: {settings['patience']} needs a score to stop on: set epoch_selection "
+                        f"to inner (an inner split of the training side) or set patience to 0")  # fmt: skip
+    return problems
