@@ -93,11 +93,12 @@ def settings_problems():
     problems = [
         p for p in check(TrainSettings, TRAINING["defaults"], "training.defaults") if not p.endswith("required")
     ]
+    problems += training_problems(TRAINING["defaults"], "training.defaults")
     for name, entry in TRAINING["models"].items():
         path = f"training.models.{name}"
         merged = _merged(TRAINING["defaults"], entry)
         problems += check(TrainSettings, entry, path) if "architecture" in entry else [f"{path}.architecture: required"]
-        problems += training_problems(merged, path)
+        problems += training_problems(merged, path, own=entry)
     for path, entry in [
         ("training.defaults", TRAINING["defaults"]),
         *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],

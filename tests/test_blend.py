@@ -93,3 +93,58 @@ def test_bad_tables_are_named(tmp_path):
     good.to_csv(path, index=False)
     with pytest.raises(blend.BlendError, match="finite"):
         blend.read_table(path, "fname")
+
+
+def test_pure_noise_models_blend_to_chance_where_an_in_sample_fit_would_not():
+    """Eight models of pure noise: every fitted blend's CV is at chance. Fitted and scored on the same
+    rows, the stacker would look far better: the CV would catch an in-sample blend."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, C, 600)
+    folds = np.arange(len(y)) % 5
+    P = np.stack([blend.scale_temperature(rng.normal(0, 1, (len(y), C)), 1.0, logs=True) for _ in range(8)])
+    result = blend.fit_blend([f"noise{i}" for i in range(8)], P, y, folds, P[:, :10], blend.BlendSettings())
+    fitted = result.candidates.set_index("candidate").loc[["logloss", "accuracy", "stacking"], "accuracy"]
+    chance, spread = 1 / C, 3 * np.sqrt((1 / C) * (1 - 1 / C) / len(y))
+    assert (fitted < chance + spread).all(), fitted
+    in_sample = blend.accuracy(blend.apply_stacker(blend.fit_stacker(P, y), P), y)
+    assert in_sample > chance + 3 * spread  # what an in-sample CV would have reported
+
+
+def test_a_folds_blend_is_fitted_without_that_folds_rows(oof):
+    """The fold-k test table (pseudo-labels for round 2's fold-k models) must not change when fold k's
+    OOF rows change; another fold's table does."""
+    P, y, folds = oof
+    rng = np.random.default_rng(5)
+    fold_tests = {k: P[:, :50] * rng.uniform(0.5, 1.5, (3, 50, 1)) for k in range(5)}
+    settings = blend.BlendSettings(method="logloss")
+    before = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :50], settings, fold_tests)
+    y_changed = y.copy()
+    y_changed[folds == 2] = rng.integers(0, C, (folds == 2).sum())  # fold 2's labels scrambled
+    after = blend.fit_blend(["a", "b", "c"], P, y_changed, folds, P[:, :50], settings, fold_tests)
+    np.testing.assert_allclose(after.fold_tests[2], before.fold_tests[2])
+    assert not np.allclose(after.fold_tests[0], before.fold_tests[0])
+    assert not np.allclose(before.fold_tests[0], before.fold_tests[1])  # each fold its own models' predictions
+
+
+def test_em_starts_from_the_prior_the_models_were_trained_under():
+    """Balanced training (every class ~1/11) meets a test set that is half unknown: EM must start from the
+    training mix, not the OOF mix, or it leaves the probabilities where they are."""
+    rng = np.random.default_rng(6)
+    trained = np.full(C, 0.91 / 11)
+    trained[LABELS.index("silence")] = 0.09
+    test_prior = np.full(C, 0.5 / (C - 1))
+    test_prior[LABELS.index("unknown")] = 0.5
+    y_test = rng.choice(C, size=4000, p=test_prior)
+    scores = rng.normal(0, 1, (len(y_test), C))
+    scores[np.arange(len(y_test)), y_test] += 1.5
+    posteriors = blend._normalise(np.exp(1.5 * scores) * trained)  # Bayes posteriors under the training mix
+    y_oof = rng.choice(C, size=3000, p=test_prior)  # OOF that happens to have the test's mix
+    folds = np.arange(len(y_oof)) % 3
+    oof_scores = rng.normal(0, 1, (len(y_oof), C))
+    oof_scores[np.arange(len(y_oof)), y_oof] += 1.5
+    P_oof = blend._normalise(np.exp(1.5 * oof_scores) * trained)[None]
+    settings = blend.BlendSettings(prior_correction="em", temperature=False)
+    result = blend.fit_blend(["m"], P_oof, y_oof, folds, posteriors[None], settings, trained_priors={"m": trained})
+    np.testing.assert_allclose(result.reference_prior, trained)
+    assert result.test_prior[LABELS.index("unknown")] == pytest.approx(0.5, abs=0.08)
+    assert blend.accuracy(result.test, y_test) > blend.accuracy(posteriors, y_test) + 0.02

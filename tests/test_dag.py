@@ -88,17 +88,28 @@ def test_changing_the_fold_count_reruns_only_the_folds(demo_run):
     assert (demo_run / "results/cache/train.npy").stat().st_mtime == cache_mtime
 
 
-def test_editing_a_module_reruns_its_rules(demo_run):
+def edited_dry_run(module_name, workdir, target, config):
+    """The jobs a dry run plans while ``scripts/wavefold/<module_name>`` has an edit (then restored)."""
     # Snakemake compares checksums of small inputs when their mtime changes: only a real edit counts.
-    module = REPO / "scripts" / "wavefold" / "index.py"
+    module = REPO / "scripts" / "wavefold" / module_name
     original, before = module.read_bytes(), module.stat()
     try:
         module.write_bytes(original + b"\n# an edit\n")
-        planned = jobs_planned(snakemake(demo_run, FOLDS, "--dry-run", config=TINY))
+        return jobs_planned(snakemake(workdir, target, "--dry-run", config=config))
     finally:
         module.write_bytes(original)
         os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert planned == {"index", "cache_audio", "folds"}
+
+
+def test_editing_a_module_reruns_its_rules(demo_run):
+    assert edited_dry_run("index.py", demo_run, FOLDS, TINY) == {"index", "cache_audio", "folds"}
+
+
+def test_editing_a_shared_module_reruns_every_step_that_imports_it(demo_run):
+    """labels.py is imported by the demo generator, the layout check, the index and the folds: all re-run
+    (a hand-kept list had it for the index only)."""
+    planned = edited_dry_run("labels.py", demo_run, FOLDS, TINY)
+    assert planned == {"demo_competition", "download", "extract", "index", "cache_audio", "folds"}
 
 
 def repack(extracted, out_dir):

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import pytest
 
 from conftest import REPO, finished_run, output_of, share_backbone, snakemake
 from test_dag import jobs_planned
+from wavefold.labels import LABELS
+from wavefold.models import REGISTRY
 from wavefold.training.batches import gather
 from wavefold.training.classifier import to_labels12
 from wavefold.training.data import LABEL_SPACES, epoch_plan, load_fold
 from wavefold.training.settings import TrainSettings, job_seed
-from wavefold.labels import LABELS
-from wavefold.models import REGISTRY
 
 ALL = {name: {"architecture": name} for name in REGISTRY}
 CONFIG = {
@@ -231,3 +232,43 @@ def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
                 assert end <= other_start or other_end <= start, f"two jobs on GPU {gpu} at once"
     overlapping = any(a[1] < b[2] and b[1] < a[2] for a in intervals for b in intervals if a is not b)
     assert overlapping and {gpu for gpu, *_ in intervals} == {"0", "1"}  # both devices were busy at once
+
+
+def copied_backbone(source, workdir):
+    """Like share_backbone, but a copy: for tests that re-run the cache's own rules (augment)."""
+    (workdir / "results").mkdir(parents=True)
+    for part in ("cache", "folds", "index"):
+        shutil.copytree(source / "results" / part, workdir / "results" / part)
+    return workdir
+
+
+def test_changed_offline_augmentation_retrains_and_changes_the_oof(trained, tmp_path):
+    """The old checkpoint bug: the job re-ran, found a finished checkpoint and wrote the old OOF again."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": {"epochs": 2, "batch_size": 32}}}
+    target = "results/train/round1/lenet/fold0/oof.csv"
+    workdir = copied_backbone(trained, tmp_path / "work")
+    assert snakemake(workdir, target, config=config).returncode == 0
+    before = (workdir / target).read_bytes()
+    assert not (workdir / "results/train/round1/lenet/fold0/checkpoint").exists()  # removed once complete
+    changed = {**config, "offline_augment": {"speed": [0.6, 0.7], "kinds": ["speed"]}}
+    result = snakemake(workdir, target, config=changed)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert {"augment", "train"} <= set(re.findall(r"rule (\w+):", output_of(result)))
+    assert "resuming" not in (workdir / "logs/train/round1/lenet/fold0.log").read_text()
+    assert (workdir / target).read_bytes() != before
+
+
+def test_the_loop_learns_beyond_the_majority_class(trained, tmp_path):
+    """30 short epochs of MatchboxNet on the tiny demo, the last epoch kept: its CV must clearly beat
+    always answering the most common label (a loop that learns nothing would not)."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"],
+                                     "defaults": {"epochs": 30, "batch_size": 32, "balanced": False}}}  # fmt: skip
+    workdir = share_backbone(trained, tmp_path / "learn")
+    result = snakemake(workdir, "results/cv/round1/cv.csv", config=config)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    cv = pd.read_csv(workdir / "results/cv/round1/cv.csv", index_col=0).loc["matchboxnet", "mean"]
+    folds = pd.read_csv(trained / "results/folds/folds.csv")
+    silence = pd.read_csv(trained / "results/folds/silence.csv")
+    labels = pd.concat([folds["label"], silence["label"]])
+    majority = labels.value_counts(normalize=True).iloc[0]
+    assert cv > majority + 0.08, f"CV {cv:.3f}, majority-class baseline {majority:.3f}"

@@ -117,6 +117,11 @@ def _number_like(text: str):
     """A string from a nested ``--config`` value as what YAML makes of it, when that is not a string."""
     import yaml
 
+    for number in (int, float):  # before YAML: PyYAML reads 1e-3 (no dot) as a string
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

@@ -138,9 +138,9 @@ def job_seed(global_seed: int, round_: int, model: str, fold: int) -> int:
     return int(digest[:8], 16)
 
 
-def training_problems(settings: dict, path: str) -> list[str]:
+def training_problems(settings: dict, path: str, own: dict | None = None) -> list[str]:
     """What :func:`..settings.check` cannot see: the architecture's own parameters, and settings that
-    only make sense together."""
+    only make sense together (checked under ``path`` only when ``own``, the keys set there, has one)."""
     problems = []
     architecture = settings.get("architecture")
     if architecture in architecture_names():
@@ -151,7 +151,8 @@ def training_problems(settings: dict, path: str) -> list[str]:
         for key in sorted(unknown):
             problems.append(f"{path}.params.{key}: {architecture} takes no such parameter; it takes "
                             f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
-    if settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":
+    sets_selection = own is None or {"patience", "epoch_selection"} & set(own)
+    if sets_selection and settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":
         problems.append(f"{path}.patience: {settings['patience']} needs a score to stop on: set epoch_selection "
                         f"to inner (an inner split of the training side) or set patience to 0")  # fmt: skip
     return problems

@@ -1,0 +1,108 @@
+"""Settings are checked when the workflow is parsed, before any job runs; one source of defaults."""
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, output_of
+from wavefold.settings import SettingsError, check, coerce_cli_strings
+from wavefold.training import optim
+from wavefold.training.settings import AugmentSettings, FeatureSettings, TrainSettings
+
+BIN = Path(sys.executable).parent
+
+
+def dry_run(tmp_path, *config_args, config=None):
+    """A dry run with ``--config`` arguments as a user types them (not a config file)."""
+    command = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(REPO / "config/config.yaml"), "--cores", "1", "--dry-run"]  # fmt: skip
+    if config_args:
+        command += ["--config", *config_args]
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    return result, time.monotonic() - started
+
+
+def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
+    result, _ = dry_run(tmp_path, "folds={n_folds: 10}", "demo={size: tiny}")
+    assert result.returncode == 0, output_of(result)[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", output_of(result).split("Job stats:")[1], flags=re.M))
+    assert counts["train"] == str(10 * 2 * 2)  # folds x the two default models x two rounds
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("training={defaults: {epoch: 5}}", "training.defaults.epoch: unknown setting; known: "),
+        ("training={models: {lenet: {architecture: lenett}}}",
+         "training.models.lenet.architecture: 'lenett' is not one of bc_resnet, lenet, m5"),
+        ("training={models: {lenet: {architecture: lenet, lr: fast}}}", "training.models.lenet.lr: 'fast' is not a number"),
+        ("training={models: {lenet: {architecture: lenet, params: {chanels: [8]}}}}",
+         "training.models.lenet.params.chanels: lenet takes no such parameter; it takes channels, dropout"),
+        ("training={defaults: {optimizer: adam}}", "training.defaults.optimizer: 'adam' is not adamw | sgd"),
+        ("training={defaults: {patience: 3}}", "training.defaults.patience: 3 needs a score to stop on"),
+        ("blend={method: stacker}", "blend.method: 'stacker' is not one of auto, mean, logloss, accuracy, stacking, lenet"),
+    ],
+)  # fmt: skip
+def test_a_typo_fails_at_parse_time_naming_the_key_and_the_allowed_values(tmp_path, override, expected):
+    result, seconds = dry_run(tmp_path, override)
+    assert result.returncode != 0
+    assert expected in output_of(result), output_of(result)[-2000:]
+    assert seconds < 5, f"{seconds:.1f} s to refuse a typo"
+    assert not (tmp_path / "logs").exists()  # no job ran
+
+
+def test_config_yaml_shows_the_dataclass_defaults():
+    """One source of defaults: config/config.yaml's training.defaults are TrainSettings' own."""
+    shown = yaml.safe_load((REPO / "config/config.yaml").read_text())["training"]["defaults"]
+    defaults = asdict(TrainSettings(architecture="lenet"))
+    features, augment = shown.pop("features"), shown.pop("augment")
+    assert features == asdict(FeatureSettings()) and augment == asdict(AugmentSettings())
+    for key, value in shown.items():
+        assert defaults[key] == value, key
+    not_shown = set(defaults) - set(shown) - {"features", "augment"}
+    assert not_shown == {"architecture", "params", "pseudo_share", "pseudo_noise"}  # per model, or set by pseudo_label
+
+
+def test_checks_name_every_problem():
+    problems = check(TrainSettings, {"architecture": "m5", "epochs": 0, "features": {"n_melz": 3}, "unknown_share": 1.5},
+                     "training.models.x")  # fmt: skip
+    assert "training.models.x.epochs: 0 must be >= 1" in problems
+    assert any(p.startswith("training.models.x.features.n_melz: unknown setting") for p in problems)
+    assert "training.models.x.unknown_share: 1.5 must be < 1" in problems
+    assert check(TrainSettings, {"architecture": "m5", "unknown_share": None, "balanced": False}, "t") == []
+    with pytest.raises(SettingsError, match="training.epochs: 'x' is not an integer"):
+        TrainSettings.from_config({"architecture": "m5", "epochs": "x"})
+
+
+def test_cli_strings_become_the_schema_types():
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    given = {"folds": {"n_folds": "10"}, "source": "123", "training": {"defaults": {"lr": "1e-3", "balanced": "false",
+             "unknown_share": "null", "optimizer": "sgd"}}}  # fmt: skip
+    coerced = coerce_cli_strings(given, schema)
+    assert coerced["folds"]["n_folds"] == 10 and coerced["source"] == "123"  # a path stays a string
+    assert coerced["training"]["defaults"] == {"lr": 1e-3, "balanced": False, "unknown_share": None, "optimizer": "sgd"}
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine", "constant"])
+@pytest.mark.parametrize("epochs, steps", [(1, 1), (1, 2), (1, 3), (1, 5), (2, 3), (3, 7)])
+def test_any_epoch_count_and_data_size_has_a_schedule(scheduler, epochs, steps):
+    """Short runs (the tiny demo with epochs: 1 gives OneCycleLR five steps) must train, not crash."""
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    settings = TrainSettings(architecture="lenet", epochs=epochs, scheduler=scheduler, lr=0.01)
+    opt = optim.optimizer(model, settings)
+    schedule = optim.scheduler(opt, settings, steps)
+    rates = []
+    for _ in range(epochs * steps):
+        opt.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert all(0 <= r <= 0.01 + 1e-12 for r in rates)
