@@ -7,6 +7,7 @@ rule submission:
         code=rule_code("submission"),
     output:
         submission="results/submission/submission.csv",
+        digest="results/submission/submission.sha256",
     log:
         "logs/submission.log",
     conda:
@@ -53,6 +54,8 @@ rule submit:
     input:
         unpack(get_submit_input),
         submission=rules.submission.output.submission,
+        digest=rules.submission.output.digest,
+        sample=rules.extract.output.sample_submission,
         candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
         code=rule_code("submit"),
     output:

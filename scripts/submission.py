@@ -11,4 +11,6 @@ with rule_step(snakemake, "submission") as log:
     inp, out = snakemake.input, snakemake.output
     table = submission.make_submission(pd.read_csv(inp.blend))
     submission.write_checked(table, pd.read_csv(inp.sample), Path(out.submission))
+    # What 'snakemake submit' will upload, and nothing else: it compares the file with this hash.
+    Path(out.digest).write_text(submission.file_sha256(out.submission) + "\n")
     log.info("%d clips; predicted label mix:\n%s", len(table), table["label"].value_counts().to_string())

@@ -11,7 +11,8 @@ from wavefold.steps import rule_step
 with rule_step(snakemake, "submit") as log:
     inp, p = snakemake.input, snakemake.params
     path = Path(inp.submission)
-    sha256 = submission.file_sha256(path)
+    # Exactly the file the submission rule checked: not one edited by hand since, nor an invalid one.
+    sha256 = submission.check_upload(path, pd.read_csv(inp.sample), Path(inp.digest).read_text())
     _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates))
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
     previous = submit.read_log(Path(p.log_table))

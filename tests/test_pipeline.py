@@ -89,12 +89,25 @@ def test_round_two_pseudo_labels_of_a_fold_come_from_predictions_that_never_saw_
 
 
 def test_prior_correction_starts_from_the_training_mix(pipeline):
-    log = (pipeline / "logs/blend/round1.log").read_text()
-    assert "prior correction (EM), label mix" in log
-    table = log.split("prior correction (EM), label mix:")[1]
-    unknown = next(line.split() for line in table.splitlines() if line.startswith("unknown"))
-    # Balanced training draws 'unknown' like any other class (~8%), far below its share of the OOF rows.
-    assert float(unknown[1]) < 0.2
+    """EM's reference is the mix the chosen blend's probabilities were made under: the models' training
+    mix (balanced: 'unknown' far below its OOF share), or the OOF mix for the stacker."""
+    from wavefold import blend
+
+    for round_ in (1, 2):
+        log = (pipeline / f"logs/blend/round{round_}.log").read_text()
+        table = log.split("prior correction (EM), label mix:")[1]
+        unknown = next(line.split() for line in table.splitlines() if line.startswith("unknown"))
+        chosen, _ = blend.chosen_candidate(pd.read_csv(pipeline / f"results/blend/round{round_}/candidates.csv"))
+        oof = pd.read_csv(pipeline / f"results/blend/round{round_}/oof.csv")
+        truth = blend.truth_table(pd.read_csv(pipeline / "results/folds/folds.csv"),
+                                  pd.read_csv(pipeline / "results/folds/silence.csv"))  # fmt: skip
+        oof_unknown = (truth.loc[oof["id"], "label"] == "unknown").mean()
+        if chosen == "stacking":
+            assert float(unknown[1]) == pytest.approx(oof_unknown, abs=1e-3)
+        else:
+            shares = [pd.read_csv(p).set_index("label").loc["unknown", "trained_share"]
+                      for p in pipeline.glob(f"results/train/round{round_}/*/fold*/metrics.csv")]  # fmt: skip
+            assert min(shares) - 1e-3 <= float(unknown[1]) <= max(shares) + 1e-3 < oof_unknown - 0.2
 
 
 def test_cv_and_hidden_score_side_by_side(pipeline):
@@ -133,6 +146,23 @@ def test_submit_to_the_local_scorer_and_refuse_a_duplicate(pipeline):
     assert again.returncode != 0
     assert "was already submitted to local" in output_of(again)
     assert len(pd.read_csv(pipeline / "results/submissions.csv")) == 1
+
+
+def test_submit_refuses_a_file_changed_after_the_submission_rule(pipeline):
+    """A row dropped and a label 'banana' written by hand: never uploaded, never recorded."""
+    _fresh_submit_state(pipeline)
+    path = pipeline / "results/submission/submission.csv"
+    original = path.read_bytes()
+    try:
+        table = pd.read_csv(path)
+        table.loc[0, "label"] = "banana"
+        table.drop(index=1).to_csv(path, index=False)
+        result = snakemake(pipeline, "submit", config=CONFIG)
+    finally:
+        path.write_bytes(original)
+    assert result.returncode != 0
+    assert "is not a valid submission, so it was not uploaded" in output_of(result) and "banana" in output_of(result)
+    assert not (pipeline / "results/submissions.csv").exists()
 
 
 @pytest.fixture

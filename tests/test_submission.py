@@ -61,3 +61,20 @@ def test_pseudo_labels_need_confidence_agreement_and_respect_class_caps():
     summary = summary.set_index("label")
     assert summary.loc["yes", ["confident", "agreed", "cap", "taken"]].tolist() == [3, 3, 2, 2]
     assert summary.loc["go", "agreed"] == 0 and summary.loc["unknown", "confident"] == 0
+
+
+def test_only_the_checked_file_is_uploaded(tmp_path):
+    sample = pd.DataFrame({"fname": ["a.wav", "b.wav", "c.wav"], "label": ["silence"] * 3})
+    path = tmp_path / "submission.csv"
+    good = pd.DataFrame({"fname": ["a.wav", "b.wav", "c.wav"], "label": ["yes", "no", "unknown"]})
+    submission.write_checked(good, sample, path)
+    recorded = submission.file_sha256(path)
+    assert submission.check_upload(path, sample, recorded + "\n") == recorded
+    edited = good.copy()
+    edited.loc[1, "label"] = "go"  # valid, but not what the workflow made
+    edited.to_csv(path, index=False)
+    with pytest.raises(submission.SubmissionError, match="not the file the submission rule checked"):
+        submission.check_upload(path, sample, recorded)
+    edited.drop(index=2).replace({"go": "banana"}).to_csv(path, index=False)  # a row dropped, a bad label
+    with pytest.raises(submission.SubmissionError, match=r"(?s)2 rows.*banana"):
+        submission.check_upload(path, sample, recorded)

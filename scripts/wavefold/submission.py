@@ -75,3 +75,20 @@ def score(submission: pd.DataFrame, solution: pd.DataFrame) -> dict:
         part = merged["Usage"] == usage
         scores[usage.lower()] = float(correct[part].mean()) if part.any() else float("nan")
     return scores
+
+
+def check_upload(path, sample: pd.DataFrame, recorded_sha256: str) -> str:
+    """The sha256 of ``path`` when it is exactly the file the ``submission`` rule checked and wrote,
+    and still valid against the sample submission; else :class:`SubmissionError` saying what changed."""
+    found = problems(pd.read_csv(path), sample)
+    if found:
+        raise SubmissionError(f"{path} is not a valid submission, so it was not uploaded:\n  - " + "\n  - ".join(found)
+                              + "\nRebuild it from the blend: snakemake --forcerun submission")  # fmt: skip
+    sha256 = file_sha256(path)
+    if sha256 != recorded_sha256.strip():
+        raise SubmissionError(
+            f"{path} is not the file the submission rule checked and wrote (sha256 {sha256[:16]}, recorded "
+            f"{recorded_sha256.strip()[:16]}): it was changed since. Only the workflow's own submission is "
+            f"uploaded, with its CV; rebuild it with: snakemake --forcerun submission"
+        )
+    return sha256
