@@ -8,8 +8,10 @@ from wavefold.steps import rule_step
 with rule_step(snakemake, "folds") as log:
     p, out = snakemake.params, snakemake.output
     train = pd.read_csv(snakemake.input.train)
+    noise_table = pd.read_csv(snakemake.input.noise_table)
+    folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples)
     table = train[["id", "word", "label", "speaker"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
-    segments = folds.noise_segments(pd.read_csv(snakemake.input.noise_table), p.n_folds, p.clip_samples)
+    segments = folds.noise_segments(noise_table, p.n_folds, p.clip_samples)
     per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share)
     silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed)
     folds.check_no_leakage(table, segments, silence, p.clip_samples)

@@ -50,3 +50,47 @@ def test_layout_check_names_what_is_missing(tiny_extracted, tmp_path):
         sources.check_layout(broken)
     message = str(error.value)
     assert "marvin" in message and "test/audio/clip_" in message and "sample_submission.csv" in message
+
+
+def test_a_damaged_archive_in_the_users_folder_is_named_and_never_to_be_deleted(tiny_demo, tmp_path):
+    """A truncated train.7z and a test.7z with corrupt bytes in the user's own folder: each error names
+    the user's file (not the workflow's copy) and says to download it again, never to delete it."""
+    folder = tmp_path / "download"
+    archives.unpack_competition_zip(tiny_demo / f"{COMPETITION}.zip", folder)
+    original = (folder / "train.7z").read_bytes()
+    (folder / "train.7z").write_bytes(original[: len(original) - 5000])
+    with pytest.raises(archives.ArchiveError) as error:
+        sources.retrieve(str(folder), COMPETITION, tmp_path / "resources")
+    assert str(folder / "train.7z") in str(error.value) and "download it again" in str(error.value)
+    assert "delete it" not in str(error.value)
+    (folder / "train.7z").write_bytes(original)
+    corrupt = bytearray((folder / "test.7z").read_bytes())
+    middle = len(corrupt) // 2
+    corrupt[middle : middle + 64] = bytes(64)  # zeroed data inside the compressed stream
+    (folder / "test.7z").write_bytes(bytes(corrupt))
+    with pytest.raises(archives.ArchiveError, match=r"test\.7z.*download it again") as error:
+        sources.retrieve(str(folder), COMPETITION, tmp_path / "resources")
+    assert "Traceback" not in str(error.value)
+
+
+def test_test_clips_and_sample_submission_are_reconciled_at_extraction(tiny_extracted, tmp_path):
+    """A clip listed but absent (or present but unlisted) fails at extraction, not after every training job."""
+    root = shutil.copytree(tiny_extracted, tmp_path / "competition")
+    sources.reconcile_test_clips(root)
+    clips = sorted((root / "test" / "audio").glob("*.wav"))
+    clips[0].unlink()
+    shutil.copy(clips[1], root / "test" / "audio" / "clip_fffffffff.wav")
+    with pytest.raises(sources.LayoutError) as error:
+        sources.reconcile_test_clips(root)
+    message = str(error.value)
+    assert f"1 clips listed in sample_submission.csv are not in test/audio (e.g. ['{clips[0].name}'])" in message
+    assert "clip_fffffffff.wav" in message
+
+
+def test_an_interrupted_extractions_staging_folder_is_removed(tiny_demo, tmp_path):
+    archives.unpack_competition_zip(tiny_demo / f"{COMPETITION}.zip", tmp_path)
+    leftover = tmp_path / ".extract-killed"
+    (leftover / "train").mkdir(parents=True)
+    sources.extract(tmp_path, tmp_path)
+    assert not leftover.exists() and not list(tmp_path.glob(".extract-*"))
+    assert (tmp_path / "sample_submission.csv").is_file()

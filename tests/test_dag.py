@@ -185,3 +185,16 @@ def test_the_slurm_profile_groups_each_fold_models_prediction_with_its_training(
     for group in groups:
         members = re.findall(r"rule (\w+):", group)[:2]  # the group's jobs are listed right after its header
         assert sorted(members) == ["predict_test", "train"], members
+
+
+@pytest.mark.parametrize("n_folds", [13, 20])
+def test_a_fold_count_the_tiny_demo_cannot_carry_is_refused_naming_the_setting(demo_run, tmp_path, n_folds):
+    workdir = tmp_path / "work"
+    (workdir / "results").mkdir(parents=True)
+    for part in ("cache", "index"):  # the finished backbone; the folds are made here
+        os.symlink(demo_run / "results" / part, workdir / "results" / part)
+    result = snakemake(workdir, FOLDS, config={**TINY, "folds": {"n_folds": n_folds}})
+    assert result.returncode != 0
+    text = output_of(result)
+    assert f"folds.n_folds is {n_folds}, but " in text and "Set folds.n_folds to at most" in text, text[-2000:]
+    assert "Traceback" not in text.split("wavefold folds")[1][:500]

@@ -77,3 +77,26 @@ def test_short_noise_is_left_out_and_summary_counts():
     assert table.loc["all", "clips"] == len(train) + len(silence)
     assert table.loc["all", "speakers"] == 40
     assert abs(table.loc["all", "silence"] / table.loc["all", "clips"] - 0.1) < 0.01
+
+
+@pytest.mark.parametrize(
+    "speakers, n_folds, noise_length, expected",
+    [
+        (4, 5, 160000, "the training set has only 4 speakers"),
+        (40, 12, 160000, "some labels have fewer speakers than folds"),
+        (40, 5, 48000, "the longest background recording holds 3 clips"),
+    ],
+)
+def test_a_fold_count_the_data_cannot_carry_names_the_setting_and_its_limit(speakers, n_folds, noise_length, expected):
+    train = synthetic_train(speakers=speakers)
+    noise = pd.DataFrame({"name": ["a.wav"], "start": [0], "length": [noise_length]})
+    with pytest.raises(folds.FoldError) as error:
+        folds.check_fold_count(train, noise, n_folds, 16000)
+    message = str(error.value)
+    assert message.startswith(f"folds.n_folds is {n_folds}, but ") and expected in message
+    if speakers > 10:
+        limit = int(message.rsplit("at most ", 1)[1].rstrip("."))
+        assert 2 <= limit < n_folds
+        folds.check_fold_count(train, pd.DataFrame({"name": ["a.wav"], "start": [0], "length": [10**7]}), limit, 16000)
+    else:
+        assert "Not even 2 folds fit these data" in message or "at most" in message

@@ -62,3 +62,13 @@ def test_explained_failure_is_one_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "point source at the zip" in err and "Traceback" not in err
     assert "point source at the zip" in (tmp_path / "step.log").read_text()
+
+
+def test_a_cache_that_cannot_fit_is_refused_before_writing(indexed, tmp_path, monkeypatch):
+    root, train, _, _, _ = indexed
+    (tmp_path / "train.partial.npy").write_bytes(b"left by a killed run")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda path: usage._replace(free=100_000))
+    with pytest.raises(cache.DiskFull, match=r"the audio cache train.npy needs 1.3 MB in .*only 0.1 MB is free"):
+        cache.write_clips(root, train["path"].tolist()[:40], tmp_path / "train.npy", AudioPolicy(), workers=1, desc="t")
+    assert not (tmp_path / "train.npy").exists() and not (tmp_path / "train.partial.npy").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import lzma
 import os
 import shutil
 import zipfile
@@ -44,45 +45,59 @@ def pack_7z(source_dir: Path, archive: Path, members: list[str]) -> None:
     partial.replace(archive)
 
 
-def check_7z(archive: Path) -> None:
-    """Raise :class:`ArchiveError` unless ``archive`` is a complete, uncorrupted .7z file."""
+#: What to do about a bad archive, by who made it: the workflow's own copy can be made again; the
+#: user's own download must never be deleted on our advice, only fetched again.
+FIX_OURS = "delete it and run the workflow again"
+FIX_USERS = "it is your own file ('source'), which the workflow never changes: download it again from Kaggle"
+
+#: The errors py7zr lets through for a truncated or corrupt archive.
+_BROKEN_7Z = (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, py7zr.exceptions.CrcError, lzma.LZMAError,
+              EOFError, OSError, KeyError, ValueError)  # fmt: skip
+
+
+def check_7z(archive: Path, fix: str = FIX_OURS) -> None:
+    """Raise :class:`ArchiveError` unless ``archive`` is a complete, uncorrupted .7z file; ``fix``
+    says what to do (:data:`FIX_OURS` or :data:`FIX_USERS`)."""
     try:
         with py7zr.SevenZipFile(archive, "r") as seven:
             failed = seven.testzip()
-    except (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, EOFError, OSError, KeyError) as error:
+    except _BROKEN_7Z as error:
         raise ArchiveError(
-            f"{archive} is not a complete 7z archive ({error}). It was probably cut off while it was "
-            f"copied or downloaded: delete it and run the workflow again."
+            f"{archive} is not a complete, readable 7z archive ({type(error).__name__}: {error}). It was probably "
+            f"cut off or damaged while it was copied or downloaded: {fix}."
         ) from error
     if failed:
-        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check. Delete the archive and download it again.")
+        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check (damaged data): {fix}.")
 
 
 def extract_7z(archive: Path, destination: Path) -> None:
     """Unpack a .7z archive into ``destination``."""
     check_7z(archive)
     destination.mkdir(parents=True, exist_ok=True)
-    with py7zr.SevenZipFile(archive, "r") as seven:
-        seven.extractall(path=destination)
+    try:
+        with py7zr.SevenZipFile(archive, "r") as seven:
+            seven.extractall(path=destination)
+    except _BROKEN_7Z as error:
+        raise ArchiveError(f"{archive} could not be unpacked ({type(error).__name__}: {error}): {FIX_OURS}.") from error
 
 
-def check_zip(archive: Path) -> None:
+def check_zip(archive: Path, fix: str = FIX_OURS) -> None:
     """Raise :class:`ArchiveError` unless ``archive`` is a complete zip file whose members pass their CRC."""
     try:
         with zipfile.ZipFile(archive) as zipped:
             failed = zipped.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, lzma.LZMAError, ValueError) as error:
         raise ArchiveError(
-            f"{archive} is not a complete zip file ({error}); a partial download is never used. "
-            f"Delete it and run the workflow again."
+            f"{archive} is not a complete zip file ({error}); a partial download is never used: {fix}."
         ) from error
     if failed:
-        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check. Delete it and download it again.")
+        raise ArchiveError(f"{archive}: the member {failed} fails its CRC check (damaged data): {fix}.")
 
 
-def unpack_competition_zip(archive: Path, destination: Path) -> list[Path]:
-    """Take the competition's .7z archives out of a Kaggle download zip; returns their paths."""
-    check_zip(archive)
+def unpack_competition_zip(archive: Path, destination: Path, fix: str = FIX_OURS) -> list[Path]:
+    """Take the competition's .7z archives out of a Kaggle download zip; returns their paths. The
+    archives are checked here, while the message can still name the zip they came from."""
+    check_zip(archive, fix)
     with zipfile.ZipFile(archive) as zipped:
         by_name = {Path(name).name: name for name in zipped.namelist() if not name.endswith("/")}
         missing = [name for name in COMPETITION_ARCHIVES if name not in by_name]
@@ -97,6 +112,11 @@ def unpack_competition_zip(archive: Path, destination: Path) -> list[Path]:
             target = destination / name
             with zipped.open(by_name[name]) as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink, length=1 << 20)
+            try:
+                check_7z(target)
+            except ArchiveError as error:
+                target.unlink()
+                raise ArchiveError(f"{name} inside {archive} is damaged ({error.__cause__}): {fix}.") from error
             paths.append(target)
     return paths
 

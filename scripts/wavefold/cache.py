@@ -9,6 +9,7 @@ neither writing nor reading ever needs a whole split in memory (the real test se
 from __future__ import annotations
 
 import logging
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .audio import AudioPolicy, conform
+from .errors import ExplainedError
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +29,31 @@ def _decode(path: Path, policy: AudioPolicy) -> np.ndarray:
     return np.zeros(policy.clip_samples, np.int16) if samples is None else samples
 
 
+class DiskFull(ExplainedError, OSError):
+    """Not enough free space for an output whose size is known before it is written."""
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def ensure_free_space(folder: Path, needed: int, what: str, margin: float = 1.05) -> None:
+    """Refuse to start writing ``needed`` bytes into ``folder`` when the disk cannot hold them: a
+    memory-mapped write that runs out of space dies with SIGBUS and an empty log."""
+    free = shutil.disk_usage(folder).free
+    if free < needed * margin:
+        raise DiskFull(
+            f"{what} needs {_size(needed)} in {folder}, but only {_size(free)} is free. "
+            f"Free some space there (or run the workflow from a folder on a larger disk) and run it again."
+        )
+
+
 def write_clips(root: Path, relative_paths: list[str], out: Path, policy: AudioPolicy, workers: int, desc: str) -> None:
     """Decode clips into a (len(paths), clip_samples) int16 .npy, in order; unreadable clips become zeros."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial_out = out.with_name(out.stem + ".partial.npy")
+    partial_out.unlink(missing_ok=True)  # left by a killed run
+    ensure_free_space(out.parent, len(relative_paths) * policy.clip_samples * 2 + 128, f"the audio cache {out.name}")
     array = np.lib.format.open_memmap(partial_out, mode="w+", dtype=np.int16, shape=(len(relative_paths), policy.clip_samples))
     paths = [root / p for p in relative_paths]
     decode = partial(_decode, policy=policy)

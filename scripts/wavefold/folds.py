@@ -22,6 +22,31 @@ class FoldError(ExplainedError, ValueError):
     pass
 
 
+def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, clip_samples: int) -> None:
+    """Raise :class:`FoldError` naming ``folds.n_folds`` and the largest count that works, unless every
+    fold can get speakers of its own, clips of every label, and a stretch of noise to cut silence from."""
+    problems, limits = [], []
+    speakers = train["speaker"].nunique()
+    if speakers < n_folds:
+        problems.append(f"the training set has only {speakers} speakers; each fold needs speakers of its own")
+        limits.append(speakers)
+    per_label = train.groupby("label")["speaker"].nunique()
+    short = per_label[per_label < n_folds]
+    if len(short):
+        examples = ", ".join(f"'{label}' {count}" for label, count in short.sort_values().head(3).items())
+        problems.append(f"some labels have fewer speakers than folds ({examples}): a fold would have none to validate on")
+        limits.append(int(short.min()))
+    longest = int(noise["length"].max()) if len(noise) else 0
+    if longest // clip_samples < n_folds:
+        problems.append(f"the longest background recording holds {longest // clip_samples} clips of audio: too few "
+                        f"to give every fold a stretch of its own to cut silence from")  # fmt: skip
+        limits.append(longest // clip_samples)
+    if problems:
+        limit = min(limits)
+        fix = f"Set folds.n_folds to at most {limit}." if limit >= 2 else "Not even 2 folds fit these data."
+        raise FoldError(f"folds.n_folds is {n_folds}, but " + "; ".join(problems) + f". {fix}")
+
+
 def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
     """Fold number (0..n_folds-1) of every row of the train manifest."""
     speakers = train["speaker"].nunique()
@@ -32,7 +57,11 @@ def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
-    for k, (_train_rows, validation_rows) in enumerate(splitter.split(np.zeros(len(train)), train["word"], train["speaker"])):
+    try:
+        splits = list(splitter.split(np.zeros(len(train)), train["word"], train["speaker"]))
+    except ValueError as error:
+        raise FoldError(f"folds.n_folds is {n_folds}: the folds cannot be made ({error}). Lower folds.n_folds.") from error
+    for k, (_train_rows, validation_rows) in enumerate(splits):
         fold[validation_rows] = k
     return fold
 

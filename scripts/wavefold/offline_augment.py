@@ -14,12 +14,14 @@ import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from .audio import loudest_window, to_int16
+from .cache import ensure_free_space
 from .settings import from_section
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ def _variant(job, clips_path: str, sample_rate: int) -> np.ndarray:
 def write_variants(clips_path: str, plan: pd.DataFrame, out_path: str, sample_rate: int, workers: int) -> None:
     """Render every planned variant into an int16 .npy, in plan order, without holding them all in memory."""
     samples = np.load(clips_path, mmap_mode="r").shape[1]
+    ensure_free_space(Path(out_path).parent, len(plan) * samples * 2 + 128, f"the offline variants {Path(out_path).name}")
     array = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.int16, shape=(len(plan), samples))
     jobs = list(zip(plan["source_row"], plan["kind"], plan["factor"]))
     render = partial(_variant, clips_path=clips_path, sample_rate=sample_rate)

@@ -45,8 +45,7 @@ def retrieve(source: str, competition: str, out_dir: Path, demo_zip: Path | None
             paths = archives.unpack_competition_zip(zip_path, out_dir)
     else:
         paths = _from_path(Path(source).expanduser(), competition, out_dir)
-    for path in paths:
-        archives.check_7z(path)
+    for path in paths:  # each was verified where it came from (archives.unpack_competition_zip, _from_path)
         log.info("verified %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return paths
 
@@ -61,15 +60,16 @@ def _from_path(path: Path, competition: str, out_dir: Path) -> list[Path]:
     if path.is_file():
         if path.suffix != ".zip":
             raise LayoutError(f"source: {path} is not a zip file. Set 'source' to {expected}.")
-        return archives.unpack_competition_zip(path, out_dir)
+        return archives.unpack_competition_zip(path, out_dir, archives.FIX_USERS)
     sevens = [path / name for name in archives.COMPETITION_ARCHIVES]
     if all(p.is_file() for p in sevens):
-        for p in sevens:
+        for p in sevens:  # checked where they are, so that an error names the user's own file
+            archives.check_7z(p, archives.FIX_USERS)
             _copy(p, out_dir / p.name)
         return [out_dir / p.name for p in sevens]
     zips = sorted(path.glob("*.zip"))
     if len(zips) == 1:
-        return archives.unpack_competition_zip(zips[0], out_dir)
+        return archives.unpack_competition_zip(zips[0], out_dir, archives.FIX_USERS)
     found = sorted(p.name for p in path.iterdir())[:20]
     hint = ""
     if (path / "train" / "audio").is_dir():
@@ -80,6 +80,9 @@ def _from_path(path: Path, competition: str, out_dir: Path) -> list[Path]:
 def extract(archive_dir: Path, destination: Path) -> None:
     """Unpack train.7z, test.7z and sample_submission.7z into ``destination`` and check the layout."""
     destination.mkdir(parents=True, exist_ok=True)
+    for leftover in destination.glob(".extract-*"):  # a killed run's staging folder
+        log.info("removing %s, left by an interrupted extraction", leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=destination, prefix=".extract-") as tmp:
         staging = Path(tmp)
         for name in archives.COMPETITION_ARCHIVES:
@@ -87,6 +90,7 @@ def extract(archive_dir: Path, destination: Path) -> None:
             archives.extract_7z(archive_dir / name, staging)
             log.info("extracted %s in %.1f s", archive_dir / name, time.perf_counter() - started)
         check_layout(staging)
+        reconcile_test_clips(staging)
         train_clips = sum(1 for _ in (staging / "train" / "audio").glob("*/*.wav"))
         test_clips = sum(1 for _ in (staging / "test" / "audio").glob("*.wav"))
         log.info("layout ok: %d train .wav files (noise included), %d test clips", train_clips, test_clips)
@@ -125,4 +129,25 @@ def check_layout(root: Path) -> None:
             f"{root} is not laid out like the TensorFlow Speech Recognition Challenge: missing "
             + "; ".join(problems)
             + f". Found: {found}. Check that 'source' points at that competition's files."
+        )
+
+
+def reconcile_test_clips(root: Path) -> None:
+    """Raise :class:`LayoutError` unless ``test/audio`` holds exactly the clips ``sample_submission.csv``
+    lists: found now, not at the submission after every training job."""
+    listed = pd.read_csv(root / "sample_submission.csv")["fname"]
+    present = {p.name for p in (root / "test" / "audio").glob("*.wav")}
+    missing, unlisted = sorted(set(listed) - present), sorted(present - set(listed))
+    repeated = sorted(set(listed[listed.duplicated()]))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} clips listed in sample_submission.csv are not in test/audio (e.g. {missing[:3]})")
+    if unlisted:
+        problems.append(f"{len(unlisted)} clips in test/audio are not listed in sample_submission.csv (e.g. {unlisted[:3]})")
+    if repeated:
+        problems.append(f"sample_submission.csv lists {len(repeated)} clips twice (e.g. {repeated[:3]})")
+    if problems:
+        raise LayoutError(
+            "the test clips and sample_submission.csv disagree: " + "; ".join(problems) + ". A submission needs "
+            "exactly one row per listed clip; the download is incomplete or mixed with another: download it again."
         )
