@@ -18,5 +18,7 @@ with rule_step(snakemake, "predict_test") as log, DeviceLease():
     probabilities = inference.predict(model, clips, None, device, 256, shifts=shifts)
     labels12 = classifier.to_labels12(probabilities, label_space)
     fnames = pd.read_csv(inp.index)["fname"].tolist()
-    classifier.probability_table(fnames, labels12, "fname").to_csv(snakemake.output[0], index=False, float_format="%.6g")
+    classifier.probability_table(fnames, labels12, "fname").to_csv(
+        snakemake.output[0], index=False, float_format="%.6g"
+    )
     log.info("%d test clips, TTA shifts %s samples", len(fnames), shifts)

@@ -17,27 +17,49 @@ with rule_step(snakemake, "train") as log, DeviceLease():
     seed = settings.job_seed(p.seed, round_, wc.model, fold)
     device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)  # concurrent jobs share the cores Snakemake gave them
-    log.info("model %s (%s), round %d, fold %d, seed %d, device %s, epoch selection: %s", wc.model,
-             train_settings.architecture, round_, fold, seed, device, train_settings.epoch_selection)  # fmt: skip
+    log.info(
+        "model %s (%s), round %d, fold %d, seed %d, device %s, epoch selection: %s",
+        wc.model,
+        train_settings.architecture,
+        round_,
+        fold,
+        seed,
+        device,
+        train_settings.epoch_selection,
+    )
     # From round 2 on, pseudo-labelled test clips join the training side: labelled only by round r-1
     # models that never saw this fold's labels (rule pseudo_label).
     pseudo = pd.read_csv(inp.pseudo) if "pseudo" in inp.keys() else None
     test_clips = np.load(inp.test_clips, mmap_mode="r") if pseudo is not None else None
     inner_share = train_settings.inner_share if train_settings.epoch_selection == "inner" else 0.0
     fold_data = data.load_fold(
-        np.load(inp.clips, mmap_mode="r"), np.load(inp.noise), pd.read_csv(inp.folds), pd.read_csv(inp.silence),
-        pd.read_csv(inp.noise_segments), fold, train_settings.label_space,
-        np.load(inp.variants, mmap_mode="r"), pd.read_csv(inp.variant_table)["source_row"].to_numpy(),
-        test_clips, pseudo, train_settings.pseudo_noise, inner_share, seed,
-    )  # fmt: skip
+        np.load(inp.clips, mmap_mode="r"),
+        np.load(inp.noise),
+        pd.read_csv(inp.folds),
+        pd.read_csv(inp.silence),
+        pd.read_csv(inp.noise_segments),
+        fold,
+        train_settings.label_space,
+        np.load(inp.variants, mmap_mode="r"),
+        pd.read_csv(inp.variant_table)["source_row"].to_numpy(),
+        test_clips,
+        pseudo,
+        train_settings.pseudo_noise,
+        inner_share,
+        seed,
+    )
     if pseudo is not None:
-        log.info("%d pseudo-labelled test clips available, %.0f%% of the labelled clips per epoch",
-                 len(fold_data.pseudo_rows), 100 * train_settings.pseudo_share)  # fmt: skip
+        log.info(
+            "%d pseudo-labelled test clips available, %.0f%% of the labelled clips per epoch",
+            len(fold_data.pseudo_rows),
+            100 * train_settings.pseudo_share,
+        )
     shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
     # What this job is: a checkpoint of anything else (other code, data or settings) is never resumed.
     inputs = [path for key in inp.keys() for path in ([inp[key]] if isinstance(inp[key], str) else inp[key])]
-    identity = checkpoint.job_identity(train_settings.fingerprint(), fold_data.fingerprint(), str(seed), str(shifts),
-                                       files=inputs)  # fmt: skip
+    identity = checkpoint.job_identity(
+        train_settings.fingerprint(), fold_data.fingerprint(), str(seed), str(shifts), files=inputs
+    )
     paths = outputs.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
     result = loop.train_fold(fold_data, train_settings, seed, paths, device, fold, identity, shifts)
     log.info("done: %s", result)

@@ -38,8 +38,8 @@ def tiny_extracted(tiny_demo, tmp_path_factory) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
-              timeout: int = 600) -> subprocess.CompletedProcess:  # fmt: skip
-    """Run the real snakemake on this repository's workflow in ``workdir``; output is captured.
+              timeout: int = 600, repo: Path = REPO) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run the real snakemake on the workflow of ``repo`` (this repository) in ``workdir``; output is captured.
 
     ``config`` is written to a file laid over config/config.yaml (``--config`` would pass nested
     numbers as strings).
@@ -49,9 +49,9 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict |
     overlay.write_text(yaml.safe_dump(config or {}))
     command = [
         str(Path(sys.executable).with_name("snakemake")),
-        "-s", str(REPO / "Snakefile"),
+        "-s", str(repo / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "config.yaml"), str(overlay),
+        "--configfile", str(repo / "config" / "config.yaml"), str(overlay),
         "--cores", "2",
         *args,
     ]  # fmt: skip
@@ -81,4 +81,13 @@ def output_of(result: subprocess.CompletedProcess) -> str:
 
 def copy_tree(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
+    return target
+
+
+def copy_of_the_workflow(target: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, scripts, config, ...) to edit in a test, never the checkout."""
+    ignore = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".snakemake", "results", "resources", "logs")
+    for part in ("Snakefile", "rules", "scripts", "config", "profiles", "report", "envs"):
+        source = REPO / part
+        (shutil.copytree(source, target / part, ignore=ignore) if source.is_dir() else shutil.copy2(source, target / part))
     return target

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, finished_run, output_of, share_backbone, snakemake
+from conftest import REPO, copy_of_the_workflow, finished_run, output_of, share_backbone, snakemake
 from test_dag import jobs_planned
 from wavefold.labels import LABELS
 from wavefold.models import REGISTRY
@@ -272,3 +272,22 @@ def test_the_loop_learns_beyond_the_majority_class(trained, tmp_path):
     labels = pd.concat([folds["label"], silence["label"]])
     majority = labels.value_counts(normalize=True).iloc[0]
     assert cv > majority + 0.08, f"CV {cv:.3f}, majority-class baseline {majority:.3f}"
+
+
+def test_an_edited_architecture_retrains_and_changes_the_oof(trained, tmp_path):
+    """In a copy of the workflow: lenet's dropout raised. Its jobs re-run for real, from scratch, and write
+    a different OOF; matchboxnet's are left alone."""
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
+    targets = [f"results/train/round1/{m}/fold0/oof.csv" for m in ("lenet", "matchboxnet")]
+    repo = copy_of_the_workflow(tmp_path / "repo")
+    workdir = share_backbone(trained, tmp_path / "work")
+    assert snakemake(workdir, *targets, config=config, repo=repo).returncode == 0
+    before = {t: (workdir / t).read_bytes() for t in targets}
+    module = repo / "scripts/wavefold/architectures/lenet.py"
+    module.write_text(module.read_text().replace("dropout: float = 0.3", "dropout: float = 0.6"))
+    result = snakemake(workdir, *targets, config=config, repo=repo)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert set(re.findall(r"wildcards: .*model=(\w+)", output_of(result))) == {"lenet"}
+    assert "resuming" not in (workdir / "logs/train/round1/lenet/fold0.log").read_text()
+    assert (workdir / targets[0]).read_bytes() != before[targets[0]]
+    assert (workdir / targets[1]).read_bytes() == before[targets[1]]

@@ -60,8 +60,11 @@ class Checkpoint:
         if state.get("identity") == self.identity:
             log.info("resuming from %s after epoch %d", self.path, state["epoch"])
             return state
-        log.info("removing %s: it was written by another version of this job (its settings, code or data "
-                 "changed since), so it is not resumed", self.path)  # fmt: skip
+        log.info(
+            "removing %s: it was written by another version of this job (its settings, code or data "
+            "changed since), so it is not resumed",
+            self.path,
+        )
         self.clear()
         return None
 

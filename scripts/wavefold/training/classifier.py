@@ -54,7 +54,9 @@ def to_labels12(probabilities: np.ndarray, label_space: list[str]) -> np.ndarray
     return out
 
 
-def probability_table(ids: list[str], probabilities: np.ndarray, id_column: str, fold: int | None = None) -> pd.DataFrame:
+def probability_table(
+    ids: list[str], probabilities: np.ndarray, id_column: str, fold: int | None = None
+) -> pd.DataFrame:
     """The one probability format of the workflow (DESIGN.md, Contracts)."""
     table = pd.DataFrame(probabilities, columns=list(LABELS))
     table.insert(0, id_column, ids)

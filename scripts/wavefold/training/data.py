@@ -55,8 +55,16 @@ class FoldData:
     def fingerprint(self) -> str:
         """Which rows the job trains and validates on (a part of the job's identity, :mod:`.checkpoint`)."""
         digest = hashlib.sha256()
-        parts = (self.train_rows, self.train_targets, self.val_rows, self.inner_rows, self.variant_index,
-                 self.pseudo_rows, self.pseudo_targets, self.train_noise)
+        parts = (
+            self.train_rows,
+            self.train_targets,
+            self.val_rows,
+            self.inner_rows,
+            self.variant_index,
+            self.pseudo_rows,
+            self.pseudo_targets,
+            self.train_noise,
+        )
         for part in parts:
             digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
         return digest.hexdigest()[:16]
@@ -99,8 +107,11 @@ def load_fold(
     if inner_share > 0:
         held = inner_speakers(folds.loc[~is_val, "speaker"], inner_share, seed)
         is_inner = ~is_val & folds["speaker"].isin(held).to_numpy()
-        log.info("inner split: %d clips of %d training-side speakers held out for choosing the epoch",
-                 int(is_inner.sum()), len(held))  # fmt: skip
+        log.info(
+            "inner split: %d clips of %d training-side speakers held out for choosing the epoch",
+            int(is_inner.sum()),
+            len(held),
+        )
     is_train = ~is_val & ~is_inner
     own_silence = silence[silence["fold"] == fold].reset_index(drop=True)
     train_noise = segments[segments["fold"] != fold][["start", "length"]].to_numpy()
@@ -113,8 +124,11 @@ def load_fold(
         # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
         usable = pseudo["label"].isin(classes)
         if (~usable).any():
-            log.info("pseudo-labels: %d 'unknown' clips left out: not a class of the %s label space",
-                     int((~usable).sum()), label_space)  # fmt: skip
+            log.info(
+                "pseudo-labels: %d 'unknown' clips left out: not a class of the %s label space",
+                int((~usable).sum()),
+                label_space,
+            )
         pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
         pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
         if pseudo_noise:
@@ -171,7 +185,9 @@ def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Gener
     return np.arange(len(targets))
 
 
-def epoch_plan(data: FoldData, settings: TrainSettings, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def epoch_plan(
+    data: FoldData, settings: TrainSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One epoch's examples, shuffled: (cache row or -1 for silence, noise start for silence, target)."""
     silence_class = data.label_space.index("silence")
     keep = _labelled_rows(data, settings, rng)

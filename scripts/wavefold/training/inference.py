@@ -28,8 +28,15 @@ def shifted(wave: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model, clips: np.ndarray, rows: np.ndarray | None, device: torch.device, batch_size: int,
-            extra: np.ndarray | None = None, shifts: tuple[int, ...] = (0,)) -> np.ndarray:  # fmt: skip
+def predict(
+    model,
+    clips: np.ndarray,
+    rows: np.ndarray | None,
+    device: torch.device,
+    batch_size: int,
+    extra: np.ndarray | None = None,
+    shifts: tuple[int, ...] = (0,),
+) -> np.ndarray:
     """Softmax probabilities of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips;
     averaged over the time ``shifts`` (samples) for test-time augmentation."""
     model.eval()

@@ -53,8 +53,16 @@ def _scores(probabilities: np.ndarray, targets: np.ndarray) -> tuple[float, floa
     return loss, float((probabilities.argmax(1) == targets).mean())
 
 
-def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: outputs.JobPaths, device: torch.device,
-               fold: int, identity: str, shifts: tuple[int, ...] = (0,)) -> dict:  # fmt: skip
+def train_fold(
+    data: FoldData,
+    settings: TrainSettings,
+    seed: int,
+    paths: outputs.JobPaths,
+    device: torch.device,
+    fold: int,
+    identity: str,
+    shifts: tuple[int, ...] = (0,),
+) -> dict:
     """Train, choose the epoch (``settings.epoch_selection``), write the outputs, remove the checkpoint.
 
     ``identity`` names this job's inputs, code and settings (:func:`.checkpoint.job_identity`): only
@@ -63,8 +71,10 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: output
     augment_settings = AugmentSettings.from_config(settings.augment)
     selection = settings.epoch_selection
     if selection == "fold":
-        log.warning("epoch_selection: fold — the epoch is chosen on the fold this model is scored on, so its CV "
-                    "(and every blend fitted on it) is optimistic. Use 'last' or 'inner' for an honest CV.")  # fmt: skip
+        log.warning(
+            "epoch_selection: fold — the epoch is chosen on the fold this model is scored on, so its CV "
+            "(and every blend fitted on it) is optimistic. Use 'last' or 'inner' for an honest CV."
+        )
     if selection == "inner" and not len(data.inner_rows):
         raise ValueError("epoch_selection: inner needs an inner split (inner_share > 0 and at least two speakers)")
     torch.manual_seed(seed)
@@ -94,7 +104,9 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: output
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        start_epoch, best, curve, best_state, stale = (state[k] for k in ("epoch", "best", "curve", "best_state", "stale"))
+        start_epoch, best, curve, best_state, stale = (
+            state[k] for k in ("epoch", "best", "curve", "best_state", "stale")
+        )
 
     loss_function = nn.CrossEntropyLoss()
     batch_size = settings.batch_size
@@ -110,8 +122,16 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: output
 
         def make_batch(i):
             part = slice(i * batch_size, (i + 1) * batch_size)
-            return gather(data.clips, data.noise, source[part], noise_start[part], gain[part], data.samples,
-                          data.variants, data.pseudo_clips)  # fmt: skip
+            return gather(
+                data.clips,
+                data.noise,
+                source[part],
+                noise_start[part],
+                gain[part],
+                data.samples,
+                data.variants,
+                data.pseudo_clips,
+            )
 
         model.train()
         # Running sums stay on the device: reading them every step would make the GPU wait each time.
@@ -141,10 +161,16 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: output
             seen += len(labels)
 
         # The fold's scores are in the curve for reading; they choose the epoch only under "fold".
-        val_loss, val_acc = _scores(predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence),
-                                    val_targets)  # fmt: skip
-        row = {"epoch": epoch + 1, "train_loss": total_loss.item() / max(1, seen), "train_acc": correct.item() / max(1, seen),
-               "val_loss": val_loss, "val_acc": val_acc}  # fmt: skip
+        val_loss, val_acc = _scores(
+            predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence), val_targets
+        )
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": total_loss.item() / max(1, seen),
+            "train_acc": correct.item() / max(1, seen),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+        }
         if selection == "inner":
             inner = predict(model, data.clips, data.inner_rows, device, batch_size * 2)
             row["inner_loss"], row["inner_acc"] = _scores(inner, data.inner_targets)
@@ -156,12 +182,31 @@ def train_fold(data: FoldData, settings: TrainSettings, seed: int, paths: output
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         elif score is not None:
             stale += 1
-        log.info("epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f acc %.4f%s | %.1f s", epoch + 1,
-                 settings.epochs, row["train_loss"], row["train_acc"], fold, val_loss, val_acc,
-                 f" | inner acc {row['inner_acc']:.4f}" if selection == "inner" else "", row["seconds"])  # fmt: skip
-        checkpoint.save({"epoch": epoch + 1, "best": best, "curve": curve, "stale": stale, "best_state": best_state,
-                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()})  # fmt: skip
+        log.info(
+            "epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f acc %.4f%s | %.1f s",
+            epoch + 1,
+            settings.epochs,
+            row["train_loss"],
+            row["train_acc"],
+            fold,
+            val_loss,
+            val_acc,
+            f" | inner acc {row['inner_acc']:.4f}" if selection == "inner" else "",
+            row["seconds"],
+        )
+        checkpoint.save(
+            {
+                "epoch": epoch + 1,
+                "best": best,
+                "curve": curve,
+                "stale": stale,
+                "best_state": best_state,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+            }
+        )
 
     if best_state is not None:
         model.load_state_dict(best_state)

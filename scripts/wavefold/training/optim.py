@@ -19,8 +19,9 @@ MIN_ONECYCLE_STEPS = 4
 def optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay,
-                           nesterov=True)  # fmt: skip
+    return torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay, nesterov=True
+    )
 
 
 def scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int):

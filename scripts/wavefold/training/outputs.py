@@ -26,17 +26,31 @@ def per_class_metrics(truth: np.ndarray, predicted: np.ndarray, prior: np.ndarra
     rows = []
     for c, name in enumerate(LABELS):
         is_true, is_pred = truth == c, predicted == c
-        rows.append({"label": name, "clips": int(is_true.sum()),
-                     "recall": float((is_pred & is_true).sum() / max(1, is_true.sum())),
-                     "precision": float((is_pred & is_true).sum() / max(1, is_pred.sum())),
-                     "trained_share": float(prior[c])})  # fmt: skip
+        rows.append(
+            {
+                "label": name,
+                "clips": int(is_true.sum()),
+                "recall": float((is_pred & is_true).sum() / max(1, is_true.sum())),
+                "precision": float((is_pred & is_true).sum() / max(1, is_pred.sum())),
+                "trained_share": float(prior[c]),
+            }
+        )
     accuracy = float((predicted == truth).mean())
     rows.append({"label": "all", "clips": len(truth), "recall": accuracy, "precision": accuracy, "trained_share": 1.0})
     return pd.DataFrame(rows)
 
 
-def write(model, settings, data, probabilities: np.ndarray, targets: np.ndarray, curve: list[dict], prior: np.ndarray,
-          paths: JobPaths, fold: int) -> dict:  # fmt: skip
+def write(
+    model,
+    settings,
+    data,
+    probabilities: np.ndarray,
+    targets: np.ndarray,
+    curve: list[dict],
+    prior: np.ndarray,
+    paths: JobPaths,
+    fold: int,
+) -> dict:
     """Write the job's outputs; ``probabilities`` are over ``data.label_space`` for the fold's clips then silence."""
     ids = data.val_ids + data.val_silence["id"].tolist()
     labels12 = classifier.to_labels12(probabilities, data.label_space)

@@ -24,8 +24,12 @@ def _registered_class(module: Path) -> ast.ClassDef | None:
     for node in ast.parse(module.read_text()).body:
         if isinstance(node, ast.ClassDef):
             for decorator in node.decorator_list:
-                if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "register"
-                        and decorator.args and getattr(decorator.args[0], "value", None) == module.stem):  # fmt: skip
+                if (
+                    isinstance(decorator, ast.Call)
+                    and getattr(decorator.func, "id", None) == "register"
+                    and decorator.args
+                    and getattr(decorator.args[0], "value", None) == module.stem
+                ):
                     return node
     return None
 
@@ -104,14 +108,22 @@ class TrainSettings:
     weight_decay: float = bounded(0.01, minimum=0)
     scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
     epoch_selection: Literal["last", "inner", "fold"] = "last"
-    patience: int = bounded(0, minimum=0)  # with inner/fold: stop after this many epochs without a better score; 0: never
+    patience: int = bounded(
+        0, minimum=0
+    )  # with inner/fold: stop after this many epochs without a better score; 0: never
     inner_share: float = bounded(0.15, above=0, below=0.5)  # with inner: share of the training side's speakers held out
-    unknown_share: float | None = bounded(None, minimum=0, below=1)  # share of unknown clips per epoch; None: as in the data
-    silence_share: float = bounded(0.09, minimum=0, below=1)  # share of silence examples per epoch, cut from training-side noise
+    unknown_share: float | None = bounded(
+        None, minimum=0, below=1
+    )  # share of unknown clips per epoch; None: as in the data
+    silence_share: float = bounded(
+        0.09, minimum=0, below=1
+    )  # share of silence examples per epoch, cut from training-side noise
     balanced: bool = True  # draw every class equally often (short CPU runs learn the commands only so)
     offline_share: float = bounded(0.25, minimum=0)  # offline variants per epoch, as a share of the clips
     label_space: Literal["labels12", "words31"] = "labels12"
-    pseudo_share: float = bounded(0.0, minimum=0)  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
+    pseudo_share: float = bounded(
+        0.0, minimum=0
+    )  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
     pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
     features: dict = nested(FeatureSettings)
     augment: dict = nested(AugmentSettings)
@@ -149,10 +161,14 @@ def training_problems(settings: dict, path: str, own: dict | None = None) -> lis
         if architecture == "matchboxnet":
             unknown -= {"n_features"}
         for key in sorted(unknown):
-            problems.append(f"{path}.params.{key}: {architecture} takes no such parameter; it takes "
-                            f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
+            problems.append(
+                f"{path}.params.{key}: {architecture} takes no such parameter; it takes "
+                f"{', '.join(sorted(known)) or 'none'}"
+            )
     sets_selection = own is None or {"patience", "epoch_selection"} & set(own)
     if sets_selection and settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":
-        problems.append(f"{path}.patience: {settings['patience']} needs a score to stop on: set epoch_selection "
-                        f"to inner (an inner split of the training side) or set patience to 0")  # fmt: skip
+        problems.append(
+            f"{path}.patience: {settings['patience']} needs a score to stop on: set epoch_selection "
+            f"to inner (an inner split of the training side) or set patience to 0"
+        )
     return problems
