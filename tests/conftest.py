@@ -87,6 +87,7 @@ def copy_tree(source: Path, target: Path) -> Path:
 def copy_of_the_workflow(target: Path) -> Path:
     """A copy of the workflow (Snakefile, rules, scripts, config, ...) to edit in a test, never the checkout."""
     ignore = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".snakemake", "results", "resources", "logs")
+    target.mkdir(parents=True)
     for part in ("Snakefile", "rules", "scripts", "config", "profiles", "report", "envs"):
         source = REPO / part
         (shutil.copytree(source, target / part, ignore=ignore) if source.is_dir() else shutil.copy2(source, target / part))

@@ -127,6 +127,8 @@ def test_bad_audio_in_a_local_archive_gets_the_documented_outcomes(tiny_extracte
     competition = shutil.copytree(tiny_extracted, tmp_path / "competition")
     write_bad_clips(competition / "train" / "audio" / "yes", dataset_names=True)
     (competition / "test" / "audio" / "clip_00000000b.wav").write_text("not audio")
+    with open(competition / "sample_submission.csv", "a") as sample:  # a listed clip whose audio is broken
+        sample.write("clip_00000000b.wav,silence\n")
     (competition / "train" / "audio" / "yes" / "notes.txt").write_text("stray file")
     zip_path = repack(competition, tmp_path)
 

@@ -47,6 +47,7 @@ def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
          "training.models.lenet.params.chanels: lenet takes no such parameter; it takes channels, dropout"),
         ("training={defaults: {optimizer: adam}}", "training.defaults.optimizer: 'adam' is not adamw | sgd"),
         ("training={defaults: {patience: 3}}", "training.defaults.patience: 3 needs a score to stop on"),
+        ("training={defaults: {unknown_share: 0.5}}", "training.defaults.unknown_share: 0.5 is ignored while balanced"),
         ("blend={method: stacker}", "blend.method: 'stacker' is not one of auto, mean, logloss, accuracy, stacking, lenet"),
     ],
 )  # fmt: skip

@@ -165,6 +165,12 @@ def training_problems(settings: dict, path: str, own: dict | None = None) -> lis
                 f"{path}.params.{key}: {architecture} takes no such parameter; it takes "
                 f"{', '.join(sorted(known)) or 'none'}"
             )
+    sets_sampling = own is None or {"balanced", "unknown_share"} & set(own)
+    if sets_sampling and settings.get("balanced", True) and settings.get("unknown_share") is not None:
+        problems.append(
+            f"{path}.unknown_share: {settings['unknown_share']} is ignored while balanced is true "
+            f"(every class is drawn equally often): set balanced: false, or unknown_share: null"
+        )
     sets_selection = own is None or {"patience", "epoch_selection"} & set(own)
     if sets_selection and settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":
         problems.append(
