@@ -250,13 +250,16 @@ def apply_with_temperatures(method: str, fitted, P: np.ndarray) -> np.ndarray:
     return apply_method(method, state, _scaled(P, temperatures))
 
 
-def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray, settings: BlendSettings) -> np.ndarray:
-    """OOF probabilities of a combiner fitted fold by fold on the other folds' rows."""
-    out = np.zeros(P.shape[1:])
+def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                    settings: BlendSettings) -> tuple[np.ndarray, dict]:  # fmt: skip
+    """OOF probabilities of a combiner fitted fold by fold on the other folds' rows, and those fits
+    by held-out fold (they also make the fold-wise test tables of the pseudo-labels)."""
+    out, fitted = np.zeros(P.shape[1:]), {}
     for fold in np.unique(folds):
         held = folds == fold
-        out[held] = apply_with_temperatures(method, fit_with_temperatures(method, P[:, ~held], y[~held], settings), P[:, held])
-    return out
+        fitted[int(fold)] = fit_with_temperatures(method, P[:, ~held], y[~held], settings)
+        out[held] = apply_with_temperatures(method, fitted[int(fold)], P[:, held])
+    return out, fitted
 
 
 def em_prior(probabilities: np.ndarray, train_prior: np.ndarray, iterations: int = 100, tol: float = 1e-6):
@@ -300,12 +303,12 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
     training label mix, where EM prior correction starts.
     """
-    rows, cv_oof = [], {}
+    rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
         rows.append({"candidate": name, "kind": "model"})
     for method in settings.candidates if len(names) > 1 else ():
-        cv_oof[method] = cross_validated(method, P_oof, y, folds, settings)
+        cv_oof[method], fitted_without[method] = cross_validated(method, P_oof, y, folds, settings)
         rows.append({"candidate": method, "kind": "blend"})
     candidates = pd.DataFrame(rows)
     candidates["accuracy"] = [accuracy(cv_oof[c], y) for c in candidates["candidate"]]
@@ -334,10 +337,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     for fold, P_fold in (P_fold_tests or {}).items():
         if chosen in names:
             blend.fold_tests[fold] = P_fold[names.index(chosen)]
-        else:
-            others = folds != fold
-            fitted = fit_with_temperatures(chosen, P_oof[:, others], y[others], settings)
-            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted, P_fold)
+        else:  # the fit that scored fold k in the CV: made without fold k's rows
+            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted_without[chosen][fold], P_fold)
     if settings.prior_correction == "em":
         blend.reference_prior = reference_prior(chosen, names, weights, trained_priors or {}, y)
         blend.test, blend.test_prior = em_prior(blend.test, blend.reference_prior)

@@ -10,7 +10,7 @@ runs it again in the job, for code that is called without the workflow.
 from __future__ import annotations
 
 import typing
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, field, fields
 from types import UnionType
 
 from .errors import ExplainedError
@@ -22,16 +22,12 @@ class SettingsError(ExplainedError, ValueError):
 
 def bounded(default, minimum=None, maximum=None, above=None, below=None, **kwargs):
     """A dataclass field with bounds: ``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive."""
-    from dataclasses import field
-
     bounds = {k: v for k, v in dict(minimum=minimum, maximum=maximum, above=above, below=below).items() if v is not None}
     return field(default=default, metadata={"bounds": bounds, **kwargs})
 
 
 def nested(cls):
     """A dict field that is a section of its own, checked against ``cls`` (stored as a plain dict)."""
-    from dataclasses import field
-
     return field(default_factory=dict, metadata={"section": cls})
 
 

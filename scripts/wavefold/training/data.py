@@ -215,14 +215,11 @@ def epoch_plan(
     return source[order], start[order], target[order]
 
 
-def training_prior(data: FoldData, settings: TrainSettings, seed: int, epochs: int = 3) -> np.ndarray:
-    """The 12-label mix the model is trained under: what its probabilities assume about the world
-    (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans, in 12 labels."""
+def training_mix(data: FoldData, settings: TrainSettings, seed: int, epochs: int = 3) -> np.ndarray:
+    """The class mix the model is trained under, in its label space: what its probabilities assume
+    about the world (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans."""
     counts = np.zeros(len(data.label_space))
     for epoch in range(epochs):
         target = epoch_plan(data, settings, np.random.default_rng([seed, 1000 + epoch]))[2]
         counts += np.bincount(target, minlength=len(data.label_space))
-    prior = np.zeros(len(LABELS))
-    for i, name in enumerate(data.label_space):
-        prior[LABELS.index(name if name in LABELS else label_of(name))] += counts[i]
-    return prior / max(1.0, prior.sum())
+    return counts / max(1.0, counts.sum())

@@ -30,8 +30,8 @@ from ..features import int16_to_float
 from . import optim, outputs
 from .batches import Prefetcher, gather, silence_windows
 from .checkpoint import Checkpoint
-from .classifier import Classifier
-from .data import FoldData, epoch_plan, training_prior
+from .classifier import Classifier, to_labels12
+from .data import FoldData, epoch_plan, training_mix
 from .inference import predict
 from .settings import AugmentSettings, TrainSettings
 
@@ -216,7 +216,7 @@ def train_fold(
         log.info("kept the last epoch, %d (epoch_selection: last)", len(curve))
     # Out-of-fold probabilities with the test predictions' TTA, so that the two are made alike.
     probabilities = predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, shifts)
-    prior = training_prior(data, settings, seed)
+    prior = to_labels12(training_mix(data, settings, seed)[None], data.label_space)[0]  # in the 12 labels
     result = outputs.write(model, settings, data, probabilities, val_targets, curve, prior, paths, fold)
     checkpoint.clear()  # the job is complete: a later run of it trains afresh
     return result
