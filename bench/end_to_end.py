@@ -93,6 +93,10 @@ def main() -> None:
               f"{wall / 60 / TARGET_MINUTES:.2f} x the {TARGET_MINUTES}-min target")  # fmt: skip
     print("\nLocal score on the demo's hidden solution (accuracy; ratio to the best single model):\n")
     print(local_scores(args.workdir).to_string(index=False, float_format="%.4f"))
+    written = args.workdir / "results/submission/local_scores.csv"
+    if written.is_file():
+        print("\nCV beside the hidden score, per round (the DAG's own results/submission/local_scores.csv):\n")
+        print(pd.read_csv(written).to_string(index=False, float_format="%.4f"))
     score = args.workdir / "results/submission/local_score.json"
     if score.is_file():
         print(f"\nsubmission: {json.loads(score.read_text())}")
