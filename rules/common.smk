@@ -24,10 +24,11 @@ SOURCE = config["source"]
 COMPETITION = config["competition"]
 SEED = config["seed"]
 
-# What was retrieved lives under resources/<dataset>/: the demo's name says its size and seed, so
-# that demos of different sizes never overwrite each other.
+# What was retrieved lives under resources/<dataset>/: the demo's name says its size, shift and seed,
+# so that different demos never overwrite each other (the mild shift keeps the original name).
 if SOURCE == "demo":
-    DATASET = f"demo-{config['demo']['size']}-seed{SEED}"
+    SHIFT_TAG = "" if config["demo"]["shift"] == "mild" else f"-{config['demo']['shift']}"
+    DATASET = f"demo-{config['demo']['size']}{SHIFT_TAG}-seed{SEED}"
 else:
     DATASET = COMPETITION
 RESOURCES = f"resources/{DATASET}"

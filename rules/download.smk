@@ -18,6 +18,7 @@ rule demo_competition:
         runtime=30,
     params:
         size=config["demo"]["size"],
+        shift=config["demo"]["shift"],
         seed=SEED,
         competition=COMPETITION,
     script:

@@ -3,6 +3,7 @@ import zipfile
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from conftest import COMPETITION
@@ -57,3 +58,68 @@ def test_missing_espeak_says_how_to_install(monkeypatch):
         assert "apt-get install espeak-ng" in str(error)
     else:
         raise AssertionError("no error")
+
+
+def _speakers(jobs, side):
+    return {j.speaker for j in jobs if j.path.startswith(f"{side}/") and j.speaker}
+
+
+def _inside(value, intervals):
+    return any(low <= value <= high for low, high in intervals)
+
+
+def test_hard_shift_puts_the_test_set_outside_trainings_conditions(tmp_path):
+    jobs, solution = demo.plan(demo.SIZES["small"], 3, tmp_path, shift="hard")
+    train, test = _speakers(jobs, "train"), _speakers(jobs, "test")
+    conditions = demo.SHIFTS["hard"].train
+    base = lambda s: s.voice.split("+")[0]  # noqa: E731
+    variant = lambda s: s.voice.partition("+")[2]  # noqa: E731
+    assert not {base(s) for s in train} & {base(s) for s in test}
+    assert not ({variant(s) for s in train} & {variant(s) for s in test}) - {""}
+    for speaker in test:
+        assert not _inside(speaker.pitch, conditions.pitch) and not _inside(speaker.speed, conditions.speed)
+        assert speaker.lowpass_hz < min(low for low, _ in conditions.lowpass_hz)
+        assert speaker.noise_kind not in conditions.noise_kinds and speaker.snr_db is not None and speaker.eq
+    assert all(not s.eq for s in train)
+    # The label mix: ~22% unknown in test against the ~60% of unknown words in train.
+    train_words = [j.word for j in jobs if j.path.startswith("train/")]
+    train_unknown = sum(w not in demo.COMMANDS for w in train_words) / len(train_words)
+    test_unknown = (solution["label"] == "unknown").mean()
+    assert train_unknown > 0.6 and 0.15 < test_unknown < 0.3
+    novel = solution.query("label == 'unknown'")["word"].isin(demo.UNSEEN_WORDS).mean()
+    assert novel > 0.45
+
+
+def test_no_shift_draws_the_test_set_from_trainings_conditions(tmp_path):
+    jobs, solution = demo.plan(demo.SIZES["small"], 3, tmp_path, shift="none")
+    conditions = demo.SHIFTS["none"].train
+    for speaker in _speakers(jobs, "test"):
+        assert speaker.voice.split("+")[0] in conditions.english_voices + conditions.accented_voices
+        assert _inside(speaker.pitch, conditions.pitch) and speaker.noise_kind in conditions.noise_kinds
+        assert speaker.snr_db is None or _inside(speaker.snr_db, conditions.snr_db)
+    assert not solution["word"].isin(demo.UNSEEN_WORDS).any()
+    assert 0.5 < (solution["label"] == "unknown").mean() < 0.7
+
+
+def test_the_mild_shift_is_the_default_and_changes_nothing_but_the_test_side(tmp_path):
+    default_jobs, default_solution = demo.plan(demo.SIZES["tiny"], 5, tmp_path)
+    mild_jobs, mild_solution = demo.plan(demo.SIZES["tiny"], 5, tmp_path, shift="mild")
+    none_jobs, _ = demo.plan(demo.SIZES["tiny"], 5, tmp_path, shift="none")
+    assert default_jobs == mild_jobs and default_solution.equals(mild_solution)
+    train = lambda jobs: [j for j in jobs if j.path.startswith("train/")]  # noqa: E731
+    assert train(mild_jobs) == train(none_jobs)  # the shift is on the test side only
+    assert _speakers(mild_jobs, "test") != _speakers(none_jobs, "test")
+
+
+def test_hard_test_clips_render_through_the_novel_noises_and_eq(tmp_path):
+    demo.write_noise(tmp_path, demo.SIZES["tiny"], 3, tmp_path, shift="hard")
+    jobs, _ = demo.plan(demo.SIZES["tiny"], 3, tmp_path, shift="hard")
+    tests = [j for j in jobs if j.path.startswith("test/")]
+    picked = [next(j for j in tests if j.word is None)] + [j for j in tests if j.word][:3]
+    for job in picked:
+        demo.render(job, str(tmp_path))
+        samples, rate = sf.read(tmp_path / job.path)
+        assert rate == 16000 and len(samples) == 16000 and 0.0 < np.abs(samples).max() < 1.0
+    for kind in demo.NOVEL_NOISE_KINDS:
+        noise = demo.make_noise(kind, 1.0, np.random.default_rng(0))
+        assert np.isfinite(noise).all() and np.abs(noise).max() == pytest.approx(1.0, abs=1e-6)

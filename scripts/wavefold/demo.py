@@ -6,10 +6,17 @@ with no credentials and in minutes. Its speech is synthetic: models trained on i
 the real competition. It exists to exercise and test the workflow end to end.
 
 Each "speaker" is an espeak-ng voice (English accents plus a few foreign voices reading English)
-with a voice variant, pitch, speed, a recording device (band limits), a room (reverberation) and a
-noisy environment. The test set has unseen speakers, noisier audio, words outside the 30, and
-silence cut from noise recordings the training set does not contain. The hidden solution is written
-beside the competition files, never inside them. Everything derives from one seed.
+with a voice variant, pitch, speed, a recording device (band limits, EQ), a room (reverberation) and
+a noisy environment. How far the test set is shifted away from training is a setting
+(``demo.shift``, the :data:`SHIFTS` below, documented in docs/demo.md):
+
+- ``none``: test speakers are new people drawn from training's own conditions, words and label mix;
+- ``mild`` (the default): noisier test audio, words outside the 30, a test label mix of 50% unknown;
+- ``hard``: test voices, voice variants, pitch and speed ranges, recording bands and EQ, rooms and
+  noise types that training never has, lower SNR, novel words, and 22% unknown against ~60% in train.
+
+The hidden solution is written beside the competition files, never inside them. Everything derives
+from one seed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import shutil
 import subprocess
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +50,16 @@ CLIP = RATE  # one second
 #: (the dataset's second version added these five).
 UNSEEN_WORDS = ("backward", "forward", "follow", "learn", "visual")
 
-ENGLISH_VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+ENGLISH_VOICES = (
+    "en-us",
+    "en",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 ACCENTED_VOICES = ("de", "fr", "es", "nl", "it", "pl", "sv", "pt")
 VARIANTS = (
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
@@ -52,6 +68,16 @@ VARIANTS = (
     "paul", "rob", "robert", "steph", "travis", "victor", "whisper", "croak",
 )  # fmt: skip
 NOISE_KINDS = ("white", "pink", "tap", "bike", "dishes", "miaow")
+
+# Used only by the hard shift's test set: voices, variants and noises training never has.
+NOVEL_ENGLISH_VOICES = ("en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")
+NOVEL_ACCENTED_VOICES = ("it", "pl", "sv", "pt")
+NOVEL_VARIANTS = (
+    "Alex", "Diogo", "Gene2", "Henrique", "Hugo", "Marco", "Mario", "Storm", "Tweaky", "adam", "anika",
+    "announcer", "antonio", "benjamin", "caleb", "ed", "edward2", "iven", "iven2", "klatt4", "klatt5",
+    "m8", "marcelo", "michel", "miguel", "pablo", "pedro", "quincy", "sandro", "shelby", "steph2", "zac",
+)  # fmt: skip
+NOVEL_NOISE_KINDS = ("hum", "traffic", "chatter")
 
 
 @dataclass(frozen=True)
@@ -64,9 +90,15 @@ class DemoSize:
 
 
 SIZES = {
-    "tiny": DemoSize(train_speakers=24, words_per_speaker=14, test_speakers=8, test_clips_per_speaker=12, noise_seconds=12),
-    "small": DemoSize(train_speakers=80, words_per_speaker=18, test_speakers=30, test_clips_per_speaker=16, noise_seconds=30),
-    "default": DemoSize(train_speakers=220, words_per_speaker=20, test_speakers=90, test_clips_per_speaker=20, noise_seconds=60),
+    "tiny": DemoSize(
+        train_speakers=24, words_per_speaker=14, test_speakers=8, test_clips_per_speaker=12, noise_seconds=12
+    ),
+    "small": DemoSize(
+        train_speakers=80, words_per_speaker=18, test_speakers=30, test_clips_per_speaker=16, noise_seconds=30
+    ),
+    "default": DemoSize(
+        train_speakers=220, words_per_speaker=20, test_speakers=90, test_clips_per_speaker=20, noise_seconds=60
+    ),
 }
 
 
@@ -130,10 +162,113 @@ def make_noise(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarra
             tone = sum(np.sin(k * phase) / k for k in (1, 2, 3))
             out[start : start + length] += np.hanning(length) * tone
         return _normalise(out)
+    if kind == "hum":  # mains hum and its harmonics, a buzzing fridge or amplifier
+        mains = rng.choice((50.0, 60.0))
+        out = sum(np.sin(2 * np.pi * k * mains * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 9))
+        return _normalise(out + 0.1 * rng.standard_normal(n))
+    if kind == "traffic":  # low rumble that swells as cars pass
+        rumble = np.cumsum(rng.standard_normal(n))
+        rumble = signal.lfilter(*signal.butter(2, [20, 600], btype="band", fs=RATE), rumble)
+        passes = 1 + 0.8 * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * t) ** 2
+        return _normalise(rumble * passes)
+    if kind == "chatter":  # babble: overlapping bursts of noise shaped by moving formant bands
+        out = np.zeros(n)
+        for start in rng.integers(0, n, size=max(1, int(seconds * 6))):
+            length = min(n - start, int(rng.uniform(0.1, 0.4) * RATE))
+            if length < 32:
+                continue
+            centre = rng.uniform(300, 2500)
+            b, a = signal.butter(2, [centre * 0.7, centre * 1.3], btype="band", fs=RATE)
+            out[start : start + length] += np.hanning(length) * signal.lfilter(b, a, rng.standard_normal(length))
+        return _normalise(out + 0.02 * rng.standard_normal(n))
     raise ValueError(f"unknown noise kind {kind!r}")
 
 
 # ---------------------------------------------------------------- speakers and clips ------------------
+
+
+Range = tuple[tuple[float, float], ...]  # one or more intervals a value is drawn from
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Where one side's speakers (train or test) are drawn from: voices, device, room and noise."""
+
+    english_voices: tuple[str, ...]
+    accented_voices: tuple[str, ...]
+    accented_share: float
+    variants: tuple[str, ...]  # espeak-ng voice variants, those installed are used
+    pitch: Range
+    speed: Range  # words per minute
+    highpass_hz: Range
+    lowpass_hz: Range
+    reverb_share: float
+    reverb_seconds: Range
+    noise_kinds: tuple[str, ...]
+    noisy_share: float
+    snr_db: Range
+    eq_bands: int = 0  # peaking EQ bands per device (0: flat)
+
+
+@dataclass(frozen=True)
+class TestMix:
+    """The test set's label mix: silence and command shares; the rest is unknown words."""
+
+    silence: float
+    commands: float
+    unseen_words: float  # share of the unknown clips that say a word training never has
+
+
+@dataclass(frozen=True)
+class Shift:
+    train: Conditions
+    test: Conditions
+    test_mix: TestMix
+
+
+_MILD_TRAIN = Conditions(
+    english_voices=ENGLISH_VOICES, accented_voices=ACCENTED_VOICES, accented_share=0.15, variants=VARIANTS,
+    pitch=((15, 85),), speed=((120, 200),), highpass_hz=((40, 300),), lowpass_hz=((3500, 7800),),
+    reverb_share=0.6, reverb_seconds=((0.1, 0.6),), noise_kinds=NOISE_KINDS, noisy_share=0.6, snr_db=((12, 40),),
+)  # fmt: skip
+_HARD_TRAIN = Conditions(
+    english_voices=("en-us", "en", "en-gb-x-rp", "en-029"), accented_voices=("de", "fr", "es", "nl"),
+    accented_share=0.1, variants=VARIANTS, pitch=((30, 70),), speed=((135, 185),), highpass_hz=((40, 150),),
+    lowpass_hz=((5000, 7800),), reverb_share=0.5, reverb_seconds=((0.1, 0.4),), noise_kinds=NOISE_KINDS,
+    noisy_share=0.5, snr_db=((15, 40),),
+)  # fmt: skip
+_HARD_TEST = Conditions(
+    english_voices=NOVEL_ENGLISH_VOICES, accented_voices=NOVEL_ACCENTED_VOICES, accented_share=0.4,
+    variants=NOVEL_VARIANTS, pitch=((0, 30), (70, 99)), speed=((95, 135), (185, 240)),
+    highpass_hz=((150, 500),), lowpass_hz=((2400, 4200),), reverb_share=0.9, reverb_seconds=((0.5, 1.2),),
+    noise_kinds=NOVEL_NOISE_KINDS, noisy_share=1.0, snr_db=((0, 20),), eq_bands=2,
+)  # fmt: skip
+
+#: ``demo.shift``: how the test set differs from training. ``mild`` is the demo as it always was.
+SHIFTS = {
+    "none": Shift(
+        train=_MILD_TRAIN, test=_MILD_TRAIN, test_mix=TestMix(silence=0.09, commands=0.91 / 3, unseen_words=0.0)
+    ),
+    "mild": Shift(
+        train=_MILD_TRAIN,
+        test=replace(_MILD_TRAIN, noisy_share=0.9, snr_db=((0, 25),)),
+        test_mix=TestMix(silence=0.09, commands=0.41, unseen_words=0.4),
+    ),
+    "hard": Shift(
+        train=_HARD_TRAIN,
+        test=_HARD_TEST,
+        test_mix=TestMix(silence=0.09, commands=0.69, unseen_words=0.6),
+    ),
+}
+
+
+def _draw(rng: np.random.Generator, intervals: Range, integer: bool = False) -> float:
+    """A uniform draw from one interval, or from a union of intervals weighted by their lengths."""
+    if len(intervals) > 1:
+        widths = np.array([high - low for low, high in intervals], dtype=float)
+        intervals = (intervals[int(rng.choice(len(intervals), p=widths / widths.sum()))],)
+    low, high = intervals[0]
+    return int(rng.integers(low, high)) if integer else float(rng.uniform(low, high))
 
 
 @dataclass(frozen=True)
@@ -148,9 +283,11 @@ class Speaker:
     noise_kind: str
     snr_db: float | None  # None: a quiet room
     level_db: float  # peak level in dBFS
+    eq: tuple[tuple[float, float], ...] = ()  # peaking bands: (centre Hz, gain dB)
 
 
-def _variants_available() -> tuple[str, ...]:
+def installed_variants(wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The voice variants of ``wanted`` that this espeak-ng has (("",): none, the plain voice)."""
     voices_dir = Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v")
     try:
         output = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
@@ -159,27 +296,42 @@ def _variants_available() -> tuple[str, ...]:
     except (OSError, subprocess.CalledProcessError):
         pass
     present = {path.name for path in voices_dir.glob("*")} if voices_dir.is_dir() else set()
-    return tuple(v for v in VARIANTS if v in present) or ("",)
+    return tuple(v for v in wanted if v in present) or ("",)
 
 
-def make_speaker(rng: np.random.Generator, test: bool, variants: tuple[str, ...], taken: set[str]) -> Speaker:
+def make_speaker(
+    rng: np.random.Generator, conditions: Conditions, variants: tuple[str, ...], taken: set[str]
+) -> Speaker:
+    """A new speaker drawn from ``conditions`` (``variants``: the installed ones among its variants)."""
+    # The order of the draws is that of the original demo, so that the mild demo is unchanged.
+    c = conditions
     while (speaker_id := f"{rng.integers(0, 2**32):08x}") in taken:
         pass
     taken.add(speaker_id)
-    base = rng.choice(ACCENTED_VOICES) if rng.random() < 0.15 else rng.choice(ENGLISH_VOICES)
+    base = rng.choice(c.accented_voices) if rng.random() < c.accented_share else rng.choice(c.english_voices)
     variant = rng.choice(variants)
-    noisy = rng.random() < (0.9 if test else 0.6)
+    noisy = rng.random() < c.noisy_share
+    pitch, speed = _draw(rng, c.pitch, integer=True), _draw(rng, c.speed, integer=True)
+    highpass, lowpass = _draw(rng, c.highpass_hz), _draw(rng, c.lowpass_hz)
+    reverb = _draw(rng, c.reverb_seconds) if rng.random() < c.reverb_share else 0.0
+    noise_kind = str(rng.choice(c.noise_kinds))
+    snr = _draw(rng, c.snr_db) if noisy else None
+    level = float(rng.uniform(-30, -1))
+    eq = tuple(
+        (float(rng.uniform(300, 4000)), float(rng.choice((-1, 1)) * rng.uniform(6, 12))) for _ in range(c.eq_bands)
+    )
     return Speaker(
         id=speaker_id,
         voice=f"{base}+{variant}" if variant else str(base),
-        pitch=int(rng.integers(15, 85)),
-        speed=int(rng.integers(120, 200)),
-        highpass_hz=float(rng.uniform(40, 300)),
-        lowpass_hz=float(rng.uniform(3500, 7800)),
-        reverb_seconds=float(rng.uniform(0.1, 0.6)) if rng.random() < 0.6 else 0.0,
-        noise_kind=str(rng.choice(NOISE_KINDS)),
-        snr_db=float(rng.uniform(0, 25) if test else rng.uniform(12, 40)) if noisy else None,
-        level_db=float(rng.uniform(-30, -1)),
+        pitch=pitch,
+        speed=speed,
+        highpass_hz=highpass,
+        lowpass_hz=lowpass,
+        reverb_seconds=reverb,
+        noise_kind=noise_kind,
+        snr_db=snr,
+        level_db=level,
+        eq=eq,
     )
 
 
@@ -197,6 +349,9 @@ def record(speech: np.ndarray, speaker: Speaker, rng: np.random.Generator, lengt
     """Place ``speech`` in a clip of ``length`` samples as ``speaker``'s device and room would record it."""
     b, a = signal.butter(2, [speaker.highpass_hz, speaker.lowpass_hz], btype="band", fs=RATE)
     voice = signal.lfilter(b, a, speech)
+    for centre_hz, gain_db in speaker.eq:  # a peaking band: the signal plus a scaled band-pass of itself
+        b, a = signal.iirpeak(centre_hz, Q=2.0, fs=RATE)
+        voice = voice + (10 ** (gain_db / 20) - 1) * signal.lfilter(b, a, voice)
     if speaker.reverb_seconds > 0:
         ir_length = int(speaker.reverb_seconds * RATE)
         impulse = rng.standard_normal(ir_length) * np.exp(-6.9 * np.arange(ir_length) / ir_length)
@@ -246,17 +401,19 @@ def render(job: ClipJob, staging: str) -> None:
 # ---------------------------------------------------------------- the competition ---------------------
 
 
-def plan(size: DemoSize, seed: int, noise_dir: Path) -> tuple[list[ClipJob], pd.DataFrame]:
-    """All clips to render, and the hidden test solution. Pure: depends on the seed only."""
+def plan(size: DemoSize, seed: int, noise_dir: Path, shift: str = "mild") -> tuple[list[ClipJob], pd.DataFrame]:
+    """All clips to render, and the hidden test solution. Pure: depends on the seed and the shift only."""
+    conditions = SHIFTS[shift]
     rng = np.random.default_rng([seed, 0])
-    variants = _variants_available()
+    train_variants = installed_variants(conditions.train.variants)
+    test_variants = installed_variants(conditions.test.variants)
     taken: set[str] = set()
     jobs: list[ClipJob] = []
 
     # Train: every word gets the same number of speakers, so that no fold starves a class.
     word_deck: list[str] = []
     for index in range(size.train_speakers):
-        speaker = make_speaker(rng, test=False, variants=variants, taken=taken)
+        speaker = make_speaker(rng, conditions.train, train_variants, taken)
         words = []
         while len(words) < size.words_per_speaker:
             if not word_deck:
@@ -270,27 +427,34 @@ def plan(size: DemoSize, seed: int, noise_dir: Path) -> tuple[list[ClipJob], pd.
                 # About 3% of clips are shorter than a second, as in the real training set.
                 length = int(rng.uniform(0.55, 0.97) * CLIP) if rng.random() < 0.03 else CLIP
                 jobs.append(
-                    ClipJob(f"train/audio/{word}/{speaker.id}_nohash_{repeat}.wav", word, speaker, (seed, 1, len(jobs)), length)
+                    ClipJob(
+                        f"train/audio/{word}/{speaker.id}_nohash_{repeat}.wav",
+                        word,
+                        speaker,
+                        (seed, 1, len(jobs)),
+                        length,
+                    )
                 )
 
-    # Test: unseen speakers, noisier; 41% commands, 50% unknown (some never seen in train), 9% silence.
+    # Test: unseen speakers from the shift's test conditions, in its label mix.
+    mix = conditions.test_mix
     solution = []
     test_noise = noise_dir / "test_noise.npy"
     taken_clips: set[str] = set()
     for index in range(size.test_speakers):
-        speaker = make_speaker(rng, test=True, variants=variants, taken=taken)
+        speaker = make_speaker(rng, conditions.test, test_variants, taken)
         for _ in range(size.test_clips_per_speaker):
             while (name := f"clip_{rng.integers(0, 16**9):09x}.wav") in taken_clips:
                 pass
             taken_clips.add(name)
             draw = rng.random()
-            if draw < 0.09:
+            if draw < mix.silence:
                 word, label, clip_speaker = None, "silence", None
-            elif draw < 0.50:
+            elif draw < mix.silence + mix.commands:
                 word = str(rng.choice(COMMANDS))
                 label, clip_speaker = word, speaker
             else:
-                word = str(rng.choice(UNSEEN_WORDS if rng.random() < 0.4 else AUXILIARY_WORDS))
+                word = str(rng.choice(UNSEEN_WORDS if rng.random() < mix.unseen_words else AUXILIARY_WORDS))
                 label, clip_speaker = "unknown", speaker
             jobs.append(ClipJob(f"test/audio/{name}", word, clip_speaker, (seed, 2, len(jobs)), CLIP, str(test_noise)))
             usage = "Public" if rng.random() < 0.3 else "Private"
@@ -299,8 +463,8 @@ def plan(size: DemoSize, seed: int, noise_dir: Path) -> tuple[list[ClipJob], pd.
     return jobs, solution_frame.reset_index(drop=True)
 
 
-def write_noise(staging: Path, size: DemoSize, seed: int, noise_dir: Path) -> None:
-    """The six background recordings of train (and a separate noise pool for test silence)."""
+def write_noise(staging: Path, size: DemoSize, seed: int, noise_dir: Path, shift: str = "mild") -> None:
+    """The six background recordings of train (and a separate pool of the test's noise kinds for test silence)."""
     folder = staging / "train" / "audio" / NOISE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     for index, (name, kind) in enumerate(zip(NOISE_FILES, ("dishes", "miaow", "bike", "pink", "tap", "white"))):
@@ -309,7 +473,10 @@ def write_noise(staging: Path, size: DemoSize, seed: int, noise_dir: Path) -> No
     (folder / "README.md").write_text(
         "Synthetic background noise of the wavefold demo competition, named like the real recordings.\n"
     )
-    pool = [make_noise(kind, 10, np.random.default_rng([seed, 4, i])) for i, kind in enumerate(NOISE_KINDS)]
+    pool = [
+        make_noise(kind, 10, np.random.default_rng([seed, 4, i]))
+        for i, kind in enumerate(SHIFTS[shift].test.noise_kinds)
+    ]
     np.save(noise_dir / "test_noise.npy", 0.5 * np.concatenate(pool))
 
 
@@ -325,18 +492,27 @@ def write_lists(staging: Path, train_paths: list[str]) -> None:
         (staging / "train" / f"{split}_list.txt").write_text("".join(p + "\n" for p in paths))
 
 
-def generate(out_dir: Path, size_name: str, seed: int, competition: str, workers: int = 1) -> dict:
+def generate(out_dir: Path, size_name: str, seed: int, competition: str, workers: int = 1, shift: str = "mild") -> dict:
     """Write ``<competition>.zip`` (the three .7z archives) and ``solution.csv`` into ``out_dir``."""
     require_espeak()
     if size_name not in SIZES:
         raise ValueError(f"demo size {size_name!r} is not one of {sorted(SIZES)} (config key demo.size)")
+    if shift not in SHIFTS:
+        raise ValueError(f"demo shift {shift!r} is not one of {sorted(SHIFTS)} (config key demo.shift)")
     size = SIZES[size_name]
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
         staging = Path(tmp)
-        write_noise(staging, size, seed, staging)
-        jobs, solution = plan(size, seed, staging)
-        log.info("demo %s (seed %d): %d clips to synthesise with %d workers", size_name, seed, len(jobs), workers)
+        write_noise(staging, size, seed, staging, shift)
+        jobs, solution = plan(size, seed, staging, shift)
+        log.info(
+            "demo %s, shift %s (seed %d): %d clips to synthesise with %d workers",
+            size_name,
+            shift,
+            seed,
+            len(jobs),
+            workers,
+        )
         with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = pool.map(render, jobs, [str(staging)] * len(jobs), chunksize=16)
             for _ in tqdm(futures, total=len(jobs), desc="synthesising clips", mininterval=5):
@@ -361,6 +537,7 @@ def generate(out_dir: Path, size_name: str, seed: int, competition: str, workers
         "train_clips": len(train_paths),
         "train_speakers": size.train_speakers,
         "test_clips": len(solution),
+        "shift": shift,
         "test_labels": solution["label"].value_counts().to_dict(),
         "zip_bytes": os.path.getsize(out_dir / f"{competition}.zip"),
     }
