@@ -12,6 +12,13 @@ rule blend:
         oof="results/blend/round{round}/oof.csv",
         test="results/blend/round{round}/test.csv",
         fold_tests=expand("results/blend/round{{round}}/test_fold{fold}.csv", fold=FOLDS),
+        candidate_labels="results/blend/round{round}/candidate_labels.csv",
+        label_mix=report(
+            "results/blend/round{round}/label_mix.csv",
+            category="2. Blend",
+            subcategory="round {round}",
+            caption="../report/label_mix.rst",
+        ),
         candidates=report(
             "results/blend/round{round}/candidates.csv",
             category="2. Blend",

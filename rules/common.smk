@@ -231,8 +231,8 @@ def get_local_score_input(wildcards):
     """Every round's candidates and test tables, scored against the demo's hidden solution beside their CV."""
     return {
         "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
-        "blend_tests": expand("results/blend/round{round}/test.csv", round=ROUNDS),
-        "model_tests": expand("results/predict/round{round}/{model}.csv", round=ROUNDS, model=MODELS),
+        "candidate_labels": expand("results/blend/round{round}/candidate_labels.csv", round=ROUNDS),
+        "label_mix": f"results/blend/round{FINAL_ROUND}/label_mix.csv",
     }
 
 

@@ -34,6 +34,11 @@ rule score_local:
             category="1. Cross-validation",
             caption="../report/local_scores.rst",
         ),
+        label_mix=report(
+            "results/submission/label_mix.csv",
+            category="1. Cross-validation",
+            caption="../report/label_mix_hidden.rst",
+        ),
     log:
         "logs/score_local.log",
     conda:
@@ -43,7 +48,6 @@ rule score_local:
         runtime=10,
     params:
         rounds=ROUNDS,
-        models=MODELS,
     script:
         "../scripts/score_local.py"
 

@@ -25,10 +25,17 @@ with rule_step(snakemake, "blend") as log:
     for fold, path in zip(p.folds, out.fold_tests):
         blend.fold_table(result, fold, fnames).to_csv(path, index=False, float_format="%.6g")
     result.candidates.to_csv(out.candidates, index=False, float_format="%.5f")
+    blend.candidate_labels(result, fnames).to_csv(out.candidate_labels, index=False)
     result.weights.to_csv(out.weights, index=False, float_format="%.5f")
     log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
     log.info("weights:\n%s", result.weights.to_string())
-    log.info("chosen: %s", result.chosen)
-    if result.test_prior is not None:
-        mix = pd.DataFrame({"trained under": result.reference_prior, "test (EM)": result.test_prior}, index=test.columns[1:])
-        log.info("prior correction (EM), label mix:\n%s", mix.round(3).to_string())
+    log.info("chosen: %s", result.reason)
+    mix = blend.label_mix(result)
+    mix.to_csv(out.label_mix, index=False, float_format="%.4f")
+    held = blend.em_held_back(result)
+    if held["down"] or held["up"]:
+        log.warning("EM's estimate of the test mix was held at its bound (blend.em_max_ratio = %g): held down "
+                    "for %s, held up for %s (columns em_estimate and em_unbounded of %s). Under a shift of "
+                    "audio, unfamiliar clips look like the classes unbounded EM inflates", settings.em_max_ratio,
+                    ", ".join(held["down"]) or "none", ", ".join(held["up"]) or "none", out.label_mix)  # fmt: skip
+    log.info("test label mix (predicted: after prior correction, if any):\n%s", mix.round(3).to_string(index=False))

@@ -126,7 +126,7 @@ def test_a_folds_blend_is_fitted_without_that_folds_rows(oof):
     assert not np.allclose(before.fold_tests[0], before.fold_tests[1])  # each fold its own models' predictions
 
 
-def test_em_starts_from_the_prior_the_models_were_trained_under():
+def test_em_can_start_from_the_prior_the_models_were_trained_under():
     """Balanced training (every class ~1/11) meets a test set that is half unknown: EM must start from the
     training mix, not the OOF mix, or it leaves the probabilities where they are."""
     rng = np.random.default_rng(6)
@@ -143,8 +143,89 @@ def test_em_starts_from_the_prior_the_models_were_trained_under():
     oof_scores = rng.normal(0, 1, (len(y_oof), C))
     oof_scores[np.arange(len(y_oof)), y_oof] += 1.5
     P_oof = blend._normalise(np.exp(1.5 * oof_scores) * trained)[None]
-    settings = blend.BlendSettings(prior_correction="em", temperature=False)
+    settings = blend.BlendSettings(prior_correction="em", em_start="trained", temperature=False, em_max_ratio=8.0)
     result = blend.fit_blend(["m"], P_oof, y_oof, folds, posteriors[None], settings, trained_priors={"m": trained})
     np.testing.assert_allclose(result.reference_prior, trained)
     assert result.test_prior[LABELS.index("unknown")] == pytest.approx(0.5, abs=0.08)
     assert blend.accuracy(result.test, y_test) > blend.accuracy(posteriors, y_test) + 0.02
+
+
+def test_bounded_prior_stays_within_its_ratio_and_sums_to_one():
+    reference = np.full(C, 1 / C)
+    wild = np.full(C, 0.01 / (C - 1))
+    wild[LABELS.index("unknown")] = 0.99
+    bounded = blend.bound_prior(wild, reference, 3.0)
+    assert bounded.sum() == pytest.approx(1.0)
+    assert bounded[LABELS.index("unknown")] == pytest.approx(3 / C)
+    assert (bounded >= reference / 3 - 1e-9).all() and (bounded <= reference * 3 + 1e-9).all()
+    inside = blend._normalise(reference * np.linspace(0.6, 1.5, C))
+    np.testing.assert_allclose(blend.bound_prior(inside, reference, 3.0), inside)
+
+
+def test_bounded_em_holds_back_where_unfamiliar_audio_looks_unknown():
+    """Half the test's command clips sound unlike training and come out as 'unknown'-ish: unbounded EM
+    follows them and sends most of the test set to unknown; the bound keeps the estimate near the truth
+    and the accuracy above the unbounded one's."""
+    rng = np.random.default_rng(11)
+    trained = np.full(C, 1 / C)
+    truth = np.full(C, 0.75 / (C - 2))
+    truth[LABELS.index("unknown")], truth[LABELS.index("silence")] = 0.2, 0.05
+    y = rng.choice(C, size=5000, p=truth)
+    scores = rng.normal(0, 1, (len(y), C))
+    scores[np.arange(len(y)), y] += 2.0
+    unfamiliar = (y < 10) & (rng.random(len(y)) < 0.5)
+    scores[unfamiliar, LABELS.index("unknown")] += 2.2  # unfamiliar audio: the unknown logit rises
+    posteriors = blend._normalise(np.exp(scores))
+    unknown = LABELS.index("unknown")
+    free_adjusted, free_prior = blend.em_prior(posteriors, trained)
+    held_adjusted, held_prior = blend.em_prior(posteriors, trained, max_ratio=3.0)
+    assert free_prior[unknown] > 0.45  # the failure the bound exists for
+    assert abs(held_prior[unknown] - 0.2) < abs(free_prior[unknown] - 0.2) - 0.15
+    assert blend.accuracy(held_adjusted, y) > blend.accuracy(free_adjusted, y) + 0.05
+
+
+def test_auto_prefers_the_simpler_candidate_unless_the_gain_beats_the_fold_noise():
+    candidates = pd.DataFrame({
+        "candidate": ["a", "b", "mean", "stacking"], "kind": ["model", "model", "blend", "blend"],
+        "accuracy": [0.80, 0.78, 0.85, 0.86], "log_loss": [0.6, 0.7, 0.5, 0.45],
+    })  # fmt: skip
+    per_fold = {"a": np.array([0.80, 0.79, 0.81]), "b": np.array([0.78, 0.77, 0.79]),
+                "mean": np.array([0.86, 0.83, 0.86]), "stacking": np.array([0.85, 0.87, 0.86])}  # fmt: skip
+    chosen, reason = blend.choose_auto(candidates, per_fold, noise_se=1.0)
+    assert chosen == "mean" and "stacking" in reason  # +0.01 on average, but not fold after fold
+    per_fold["stacking"] = per_fold["mean"] + np.array([0.010, 0.012, 0.008])  # ahead on every fold
+    candidates.loc[3, "accuracy"] = per_fold["stacking"].mean()
+    assert blend.choose_auto(candidates, per_fold, noise_se=1.0)[0] == "stacking"
+    assert blend.choose_auto(candidates, per_fold, noise_se=100.0)[0] == "mean"  # all gains within "noise"
+
+
+def test_calibrated_em_recovers_the_test_mix_where_the_models_own_prior_misleads():
+    """Models trained 'balanced' whose probabilities still lean to unknown (a bias a balanced sampler does
+    not remove): EM from the trained mix overshoots; calibrated on OOF first, EM starts from the OOF
+    mix and lands on the test's."""
+    rng = np.random.default_rng(8)
+    unknown = LABELS.index("unknown")
+    oof_mix = np.full(C, 0.4 / (C - 1))
+    oof_mix[unknown] = 0.6
+    test_mix = np.full(C, 0.7 / (C - 1))
+    test_mix[unknown] = 0.3
+    lean = np.zeros(C)
+    lean[unknown] = 1.5  # the models' own bias toward unknown
+
+    def predictions(y):
+        scores = rng.normal(0, 1, (len(y), C))
+        scores[np.arange(len(y)), y] += 2.0
+        return blend._normalise(np.exp(2.0 * scores + lean))
+
+    y_oof = rng.choice(C, size=6000, p=oof_mix)
+    y_test = rng.choice(C, size=6000, p=test_mix)
+    P_oof, P_test = predictions(y_oof)[None], predictions(y_test)[None]
+    folds = np.arange(len(y_oof)) % 3
+    trained = {"m": np.full(C, 1 / C)}
+    estimate = {}
+    for start in ("trained", "calibrated"):
+        settings = blend.BlendSettings(prior_correction="em", em_start=start, em_max_ratio=1e6, temperature=False)
+        estimate[start] = blend.fit_blend(["m"], P_oof, y_oof, folds, P_test, settings, trained_priors=trained)
+    assert estimate["calibrated"].reference_prior[unknown] == pytest.approx(0.6, abs=0.02)  # the OOF mix
+    assert estimate["calibrated"].test_prior[unknown] == pytest.approx(0.3, abs=0.04)
+    assert abs(estimate["trained"].test_prior[unknown] - 0.3) > 0.1
