@@ -56,3 +56,55 @@ def test_mixup_mixes_inputs_and_targets_alike():
     assert torch.allclose(mixed_targets.sum(1), torch.ones(32))
     assert (mixed_targets.max(1).values >= 0.5).all()
     assert augment.mixup(inputs, targets, 0.0, gen())[0] is inputs
+
+
+def _power_spectrum(wave):
+    return torch.fft.rfft(wave, n=2 * wave.shape[1]).abs() ** 2
+
+
+def test_each_clip_goes_through_the_device_response_it_drew():
+    settings = AugmentSettings(channel_probability=1.0, lowpass_hz_min=1500.0, highpass_hz_max=600.0)
+    wave = torch.randn(16, 16000, generator=gen(3))
+    out = augment.random_channel(wave, settings, 16000, gen(9))
+    frequencies = torch.fft.rfftfreq(32000, d=1 / 16000)
+    response = augment.channel_response_db(frequencies, 16, settings, 8000.0, gen(9))
+    measured_db = 10 * torch.log10(_power_spectrum(out) / _power_spectrum(wave))
+    band = (frequencies > 100) & (frequencies < 7900)
+    error = (measured_db[:, band] - response[:, band]).abs()
+    assert error.median() < 1.0  # the response applied is the one drawn (windowing smears the rest)
+    assert response[:, band].std(0).mean() > 3  # every clip its own device
+
+
+def test_band_limiting_removes_the_top_of_the_spectrum_on_average():
+    wave = torch.randn(64, 16000, generator=gen(4))
+    frequencies = torch.fft.rfftfreq(32000, d=1 / 16000)
+    high = frequencies > 5000
+
+    def high_share(x):
+        power = _power_spectrum(x)
+        return (power[:, high].sum(1) / power.sum(1)).mean().item()
+
+    flat = augment.random_channel(wave, AugmentSettings(channel_probability=0.0), 16000, gen(1))
+    assert torch.equal(flat, wave)  # off: untouched, no draw
+    limited = augment.random_channel(wave, AugmentSettings(channel_probability=1.0, eq_bands=0), 16000, gen(1))
+    assert high_share(limited) < 0.6 * high_share(wave)
+
+
+def test_reverb_adds_a_decaying_tail_and_keeps_the_energy():
+    settings = AugmentSettings(reverb_probability=1.0, reverb_seconds_max=0.6)
+    click = torch.zeros(8, 16000)
+    click[:, 1600] = 1.0
+    wet = augment.random_reverb(click, settings, 16000, gen(5))
+    assert torch.allclose(wet.pow(2).sum(1), click.pow(2).sum(1), rtol=1e-3)
+    tail = wet[:, 1600 + 160 :].pow(2).sum(1) / wet.pow(2).sum(1)  # after 10 ms
+    assert (tail > 0.01).all() and (wet[:, :1600].abs().max() < 1e-6)  # causal: nothing before the click
+    assert torch.equal(augment.random_reverb(click, settings, 16000, gen(5)), wet)  # seeded
+    assert torch.equal(augment.random_reverb(click, AugmentSettings(), 16000, gen(5)), click)  # off by default
+
+
+def test_room_and_device_leave_a_batch_alone_when_no_clip_is_drawn():
+    settings = AugmentSettings(reverb_probability=0.01, channel_probability=0.01)
+    wave = torch.randn(1, 16000, generator=gen(2))
+    for seed in range(20):  # with p = 0.01, (almost) every draw picks no clip
+        out = augment.augment_waveforms(wave, None, settings, 16000, gen(seed))
+        assert out.shape == wave.shape and torch.isfinite(out).all()

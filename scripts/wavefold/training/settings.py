@@ -80,6 +80,13 @@ class AugmentSettings:
     time_masks: int = bounded(2, minimum=0)
     time_mask_width: int = bounded(12, minimum=0)
     mixup_alpha: float = bounded(0.0, minimum=0)  # 0: off; else lambda ~ Beta(alpha, alpha)
+    reverb_probability: float = bounded(0.0, minimum=0, maximum=1)  # share of clips in a random room
+    reverb_seconds_max: float = bounded(0.8, above=0)  # its RT60 drawn in [0.1 s, this]
+    channel_probability: float = bounded(0.0, minimum=0, maximum=1)  # share through a random device
+    lowpass_hz_min: float = bounded(2000.0, above=0)  # the device's low-pass cutoff in [this, Nyquist]
+    highpass_hz_max: float = bounded(500.0, above=0)  # its high-pass cutoff in [20 Hz, this]
+    eq_bands: int = bounded(2, minimum=0)  # peaking EQ bands per device
+    eq_db: float = bounded(12.0, minimum=0)  # each band's gain in [-eq_db, +eq_db]
 
     @classmethod
     def from_config(cls, settings: dict) -> "AugmentSettings":
