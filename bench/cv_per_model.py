@@ -30,9 +30,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold.training import classifier, settings  # noqa: E402
 from wavefold.labels import LABELS  # noqa: E402
 from wavefold.models import parameter_count  # noqa: E402
+from wavefold.training import classifier, settings  # noqa: E402
 
 BASELINE = "lenet"
 

@@ -26,14 +26,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from wavefold.augment import AugmentSettings, augment_waveforms, spec_augment  # noqa: E402
 from wavefold.devices import pick_device  # noqa: E402
+from wavefold.features import int16_to_float  # noqa: E402
+from wavefold.models import REGISTRY, parameter_count  # noqa: E402
 from wavefold.training.batches import Prefetcher, gather  # noqa: E402
 from wavefold.training.classifier import Classifier  # noqa: E402
 from wavefold.training.data import FoldData, epoch_plan, load_fold  # noqa: E402
 from wavefold.training.settings import TrainSettings  # noqa: E402
-from wavefold.augment import AugmentSettings, augment_waveforms, spec_augment  # noqa: E402
-from wavefold.features import int16_to_float  # noqa: E402
-from wavefold.models import REGISTRY, parameter_count  # noqa: E402
 
 
 def measure(name: str, data: FoldData, device: torch.device, steps: int, batch_size: int) -> dict:
