@@ -64,9 +64,8 @@ class BlendError(ExplainedError, ValueError):
 
 @dataclass(frozen=True)
 class BlendSettings:
-    method: str = (
-        "auto"  # auto (best honest CV among all candidates) | a model name | mean | logloss | accuracy | stacking
-    )
+    # auto (the simplest candidate within the fold-to-fold noise of the best CV) | a model | a blend method
+    method: str = "auto"
     candidates: tuple = ("mean", "logloss", "accuracy", "stacking")
     temperature: bool = True
     prior_correction: str = "none"  # none | em
