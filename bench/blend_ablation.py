@@ -20,7 +20,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold import blend  # noqa: E402
+from wavefold import blend, submission  # noqa: E402
 from wavefold.labels import LABELS  # noqa: E402
 
 SETTINGS = {
@@ -66,7 +66,7 @@ def main() -> None:
     for name, overrides in SETTINGS.items():
         settings = blend.BlendSettings(**overrides)
         result, _, table = blend.blend_tables(oof, test, truth, fnames, settings, None, trained)
-        predicted = np.asarray(LABELS)[table[list(LABELS)].to_numpy().argmax(1)]
+        predicted = submission.make_submission(table)["label"].to_numpy()
         rows.append({
             "setting": name, "chosen": result.chosen,
             "cv": result.candidates.set_index("candidate").loc[result.chosen, "accuracy"],

@@ -6,7 +6,6 @@ import json
 import pandas as pd
 
 from wavefold import blend, submission
-from wavefold.labels import LABELS
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "score_local") as log:
@@ -35,9 +34,8 @@ with rule_step(snakemake, "score_local") as log:
     table.to_csv(out.table, index=False, float_format="%.4f")
 
     mix = pd.read_csv(inp.label_mix).rename(columns={"predicted": "final_round_predicted"})
-    shares = lambda labels: labels.value_counts(normalize=True).reindex(LABELS, fill_value=0).to_numpy()  # noqa: E731
-    mix["submission"] = shares(pd.read_csv(inp.submission)["label"])
-    mix["truth"] = shares(solution["label"])
+    mix["submission"] = submission.label_shares(pd.read_csv(inp.submission)["label"]).to_numpy()
+    mix["truth"] = submission.label_shares(solution["label"]).to_numpy()
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")
     log.info("local score of the submission: %s", scores)
     log.info("CV next to the hidden solution's score (the CV should predict it):\n%s", table.to_string(index=False))

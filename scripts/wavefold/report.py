@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .labels import LABELS
+from .submission import label_shares, make_submission
 
 
 def confusion(oof: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
@@ -56,13 +57,10 @@ def confidently_wrong(oof: pd.DataFrame, truth: pd.Series, count: int = 50) -> p
 
 def label_mix(oof: pd.DataFrame, truth: pd.Series, test: pd.DataFrame) -> pd.DataFrame:
     """Share of each label: true in the OOF clips, predicted on them, predicted on the test clips."""
-    def shares(values):
-        return pd.Series(values).value_counts(normalize=True).reindex(LABELS, fill_value=0.0)
-
     return pd.DataFrame({
-        "train (true)": shares(truth.loc[oof["id"]].to_numpy()),
-        "train (predicted, OOF)": shares(np.array(LABELS)[oof[list(LABELS)].to_numpy().argmax(1)]),
-        "test (predicted)": shares(np.array(LABELS)[test[list(LABELS)].to_numpy().argmax(1)]),
+        "train (true)": label_shares(truth.loc[oof["id"]].to_numpy()),
+        "train (predicted, OOF)": label_shares(np.array(LABELS)[oof[list(LABELS)].to_numpy().argmax(1)]),
+        "test (predicted)": label_shares(make_submission(test)["label"]),
     })  # fmt: skip
 
 

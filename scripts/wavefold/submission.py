@@ -28,6 +28,11 @@ def make_submission(test_probabilities: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"fname": test_probabilities["fname"], "label": np.array(LABELS)[predicted]})
 
 
+def label_shares(labels) -> pd.Series:
+    """The share of each of the 12 labels among ``labels`` (0 for a label that never occurs)."""
+    return pd.Series(labels).value_counts(normalize=True).reindex(LABELS, fill_value=0.0)
+
+
 def problems(submission: pd.DataFrame, sample: pd.DataFrame) -> list[str]:
     """Everything that makes ``submission`` invalid against the competition's sample submission."""
     found = []
