@@ -24,6 +24,8 @@ include: "rules/train.smk"
 include: "rules/blend.smk"
 include: "rules/submit.smk"
 include: "rules/report.smk"
+include: "rules/track.smk"
+include: "rules/tune.smk"
 
 
 rule all:
@@ -37,3 +39,4 @@ rule all:
         rules.score_local.output if SOURCE == "demo" else [],
         rules.report_figures.output,
         rules.provenance.output,
+        rules.track.output if TRACKING["mlflow"] else [],

@@ -2,9 +2,10 @@
 
     python bench/blend_ablation.py --workdir RUN [--round 1]
 
-For each setting (auto's noise rule, prior correction and its bound) the blend is fitted again on
-the run's own OOF and test tables, exactly as the blend rule does, and its final test predictions
-are scored on the demo's hidden solution, with the unknown share they submit and EM's estimate.
+For each setting (auto's noise rule, prior correction and its bound, per-model temperatures) the
+blend is fitted again on the run's own OOF and test tables, exactly as the blend rule does, and its
+final test predictions are scored on the demo's hidden solution, with the unknown share they submit
+and EM's estimate.
 A later round would need the pseudo-labels re-made (and re-training): round 1 is exact.
 """
 
@@ -36,6 +37,10 @@ SETTINGS = {
     "mean, no EM": {"method": "mean"},
     "stacking, no EM": {"method": "stacking"},
     "stacking, EM bound 3": {"method": "stacking", "prior_correction": "em", "em_max_ratio": 3.0},
+    # Per-model temperatures fitted on OOF: in-domain calibration that a shifted test set does not share.
+    "auto, no temperature": {"temperature": False},
+    "mean, no temperature": {"method": "mean", "temperature": False},
+    "stacking, no temperature": {"method": "stacking", "temperature": False},
 }
 
 

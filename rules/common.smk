@@ -3,6 +3,7 @@
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 from snakemake.utils import validate
@@ -247,6 +248,50 @@ SUBMISSIONS_LOG = "results/submissions.csv"  # appended by every submit: the his
 
 def get_submit_input(wildcards):
     return {"solution": f"{RESOURCES}/solution.csv"} if SUBMIT_TO == "local" else {}
+
+
+# ----------------------------------------------------------------------------- tuning
+TUNE = config["tune"]
+if TUNE["model"] not in TRAINING["models"]:
+    raise SettingsError(
+        f"tune.model: {TUNE['model']!r} is not a model under training.models "
+        f"(one of {', '.join(TRAINING['models'])})"
+    )
+if TUNE["fold"] >= len(FOLDS):
+    raise SettingsError(
+        f"tune.fold: {TUNE['fold']} does not exist with folds.n_folds: {len(FOLDS)} (0 to {len(FOLDS) - 1})"
+    )
+
+
+def get_tuning_code():
+    return _model_code("tune", TUNE["model"])
+
+
+# ----------------------------------------------------------------------------- tracking
+TRACKING = config["tracking"]
+
+
+def get_tracking_jobs():
+    """Every training job of the run, in the order of get_tracking_input's curves: its round, model,
+    fold and complete settings."""
+    return [
+        {"round": r, "model": m, "fold": f, "settings": get_model_settings(SimpleNamespace(round=r, model=m))}
+        for r in ROUNDS
+        for m in MODELS
+        for f in FOLDS
+    ]
+
+
+def get_tracking_input(wildcards):
+    jobs = get_tracking_jobs()
+    files = {
+        "curves": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/curve.csv" for j in jobs],
+        "metrics": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/metrics.csv" for j in jobs],
+        "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+    }
+    if SOURCE == "demo":
+        files["local_scores"] = "results/submission/local_scores.csv"
+    return files
 
 
 def get_report_extras(wildcards):

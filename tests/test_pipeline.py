@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import finished_run, output_of, snakemake
+from conftest import REPO, finished_run, output_of, snakemake
 from kaggle_stub import KaggleStub
 from wavefold import submission
 from wavefold.labels import LABELS
@@ -136,6 +137,62 @@ def test_report_is_built(pipeline):
     assert result.returncode == 0, output_of(result)[-3000:]
     assert (pipeline / "results/report.zip").stat().st_size > 10_000
     assert (pipeline / "results/provenance/pip-freeze.txt").read_text().count("torch==") == 1
+
+
+def test_every_training_job_and_blend_is_in_the_mlflow_store(pipeline):
+    from mlflow.tracking import MlflowClient
+
+    runs = pd.read_csv(pipeline / "results/tracking/mlflow_runs.csv")
+    assert sorted(runs["kind"].value_counts().items()) == [("blend", 2), ("training", 8), ("workflow", 1)]
+    client = MlflowClient(tracking_uri=f"sqlite:///{pipeline}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("wavefold")
+    stored = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(stored) == set(runs["name"])
+    for round_ in (1, 2):
+        for model in ("lenet", "matchboxnet"):
+            for fold in (0, 1):
+                run = stored[f"round{round_}/{model}/fold{fold}"]
+                folder = pipeline / f"results/train/round{round_}/{model}/fold{fold}"
+                accuracy = pd.read_csv(folder / "metrics.csv").set_index("label").loc["all", "recall"]
+                assert run.data.metrics["oof_accuracy"] == pytest.approx(accuracy)
+                assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == "1"
+                history = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
+                assert history == pytest.approx(pd.read_csv(folder / "curve.csv")["val_loss"].tolist())
+    workflow = stored[runs.loc[runs["kind"] == "workflow", "name"].item()]
+    hidden = pd.read_csv(pipeline / "results/submission/local_scores.csv")
+    final = hidden[(hidden["round"] == 2) & hidden["predictions"].str.startswith("final")]["hidden"].item()
+    assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(final)
+
+
+def test_tune_runs_trials_resumes_and_writes_settings_the_dag_takes(pipeline):
+    assert not (pipeline / "results/tune").exists()  # never part of the default target
+    tune = {"model": "matchboxnet", "epochs": 1, "train_share": 0.5}
+    result = snakemake(pipeline, "tune", config={**CONFIG, "tune": {**tune, "trials": 2}})
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert "rule train:" not in result.stdout + result.stderr  # the finished run is left alone
+    first = pd.read_csv(pipeline / "results/tune/trials.csv")
+    assert list(first["state"]) == ["COMPLETE", "COMPLETE"]
+
+    result = snakemake(pipeline, "tune", config={**CONFIG, "tune": {**tune, "trials": 3}})
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert "2 trials finished, 1 to run" in (pipeline / "logs/tune.log").read_text()
+    trials = pd.read_csv(pipeline / "results/tune/trials.csv")
+    assert len(trials) == 3 and (trials["state"] == "COMPLETE").all()
+    pd.testing.assert_frame_equal(trials.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"))
+    assert trials["lr"].nunique() == 3
+
+    best = trials.loc[trials["accuracy"].idxmax()]
+    fragment = pipeline / "results/tune/best.yaml"
+    tuned = yaml.safe_load(fragment.read_text())["training"]["models"]["matchboxnet"]
+    assert tuned["lr"] == pytest.approx(best["lr"]) and tuned["augment"]["freq_masks"] == best["augment.freq_masks"]
+    # Laid over the config, the fragment re-trains the tuned model, and only it.
+    overlay = pipeline / "with-tuned.yaml"
+    overlay.write_text(yaml.safe_dump(CONFIG))
+    result = snakemake(pipeline, "-n", "--configfile", str(REPO / "config/config.yaml"), str(overlay), str(fragment))
+    planned = output_of(result)
+    assert result.returncode == 0, planned[-3000:]
+    assert "results/train/round1/matchboxnet/fold0/model.pt" in planned
+    assert "results/train/round1/lenet/fold0/model.pt" not in planned
 
 
 def _fresh_submit_state(workdir):

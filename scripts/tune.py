@@ -1,0 +1,57 @@
+"""Rule tune: Optuna's TPE over one model's settings on a proxy (one fold, few epochs, a share of the
+training speakers); writes the trials and the best settings as a config fragment. Resumable."""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wavefold import tuning
+from wavefold.devices import DeviceLease, pick_device
+from wavefold.steps import rule_step
+from wavefold.training import data, loop, outputs, settings
+
+with rule_step(snakemake, "tune") as log, DeviceLease():
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params
+    proxy = {"fold": p.fold, "epochs": p.epochs, "train_share": p.train_share}
+    dimensions = tuning.parse_space(p.space, p.settings)
+    tuning.trial_settings(p.settings, {}, p.epochs)  # the model's own settings must already be valid
+    device = pick_device(p.device)
+    torch.set_num_threads(snakemake.threads)
+    # Every trial trains with the same seed (common random numbers): differences between trials are
+    # their settings, not their draws.
+    seed = settings.job_seed(p.seed, 1, p.model, p.fold)
+    folds = pd.read_csv(inp.folds)
+    variant_sources = pd.read_csv(inp.variant_table)["source_row"].to_numpy()
+    fold_data = data.load_fold(
+        np.load(inp.clips, mmap_mode="r"),
+        np.load(inp.noise),
+        folds,
+        pd.read_csv(inp.silence),
+        pd.read_csv(inp.noise_segments),
+        p.fold,
+        p.settings["label_space"],
+        np.load(inp.variants, mmap_mode="r"),
+        variant_sources,
+        seed=seed,
+    )
+    fold_data = tuning.subset_training_side(fold_data, folds["speaker"], variant_sources, p.train_share, seed)
+
+    def objective(values: dict) -> float:
+        trial_settings = tuning.trial_settings(p.settings, values, p.epochs)
+        with tempfile.TemporaryDirectory(prefix="wavefold-tune-") as scratch:
+            scratch = Path(scratch)
+            paths = outputs.JobPaths(*(scratch / n for n in ("model.pt", "oof.csv", "curve.csv", "metrics.csv")),
+                                     scratch / "checkpoint" / "last.pt")  # fmt: skip
+            loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, identity="tune")
+            return float(pd.read_csv(paths.metrics).set_index("label").loc["all", "recall"])
+
+    name = tuning.study_name(p.model, p.settings, p.space, proxy)
+    study = tuning.open_study(Path(p.storage), name, p.seed)
+    ran = tuning.run_study(study, dimensions, objective, p.trials)
+    table = tuning.trials_table(study)
+    table.to_csv(out.trials, index=False)
+    Path(out.best).write_text(tuning.best_fragment(study, p.model, proxy))
+    log.info("%d trials run now, %d in the study; best:\n%s", ran, len(table), Path(out.best).read_text())
