@@ -2,7 +2,8 @@
 
     python bench/blend_ablation.py --workdir RUN [--round 1]
 
-For each setting (auto's noise rule, prior correction and its bound, per-model temperatures) the
+For each setting (auto's noise rule, prior correction and its bound, per-model temperatures, matching
+the label mix) the
 blend is fitted again on the run's own OOF and test tables, exactly as the blend rule does, and its
 final test predictions are scored on the demo's hidden solution, with the unknown share they submit
 and EM's estimate.
@@ -26,6 +27,11 @@ from wavefold.labels import LABELS  # noqa: E402
 
 SETTINGS = {
     "auto (1 SE), no EM": {},
+    # Labels matched to the probabilities' own mix instead of each clip's argmax (blend.match_mix).
+    "auto, mix matched": {"match_mix": True},
+    "auto, temperature, mix matched": {"temperature": True, "match_mix": True},
+    "mean, mix matched": {"method": "mean", "match_mix": True},
+    "stacking, mix matched": {"method": "stacking", "match_mix": True},
     "best CV (0 SE), no EM": {"choice_noise_se": 0.0},
     "auto, EM bound 2": {"prior_correction": "em", "em_max_ratio": 2.0},
     "auto, EM bound 3": {"prior_correction": "em", "em_max_ratio": 3.0},
@@ -37,10 +43,10 @@ SETTINGS = {
     "mean, no EM": {"method": "mean"},
     "stacking, no EM": {"method": "stacking"},
     "stacking, EM bound 3": {"method": "stacking", "prior_correction": "em", "em_max_ratio": 3.0},
-    # Per-model temperatures fitted on OOF: in-domain calibration that a shifted test set does not share.
-    "auto, no temperature": {"temperature": False},
-    "mean, no temperature": {"method": "mean", "temperature": False},
-    "stacking, no temperature": {"method": "stacking", "temperature": False},
+    # Per-model temperatures fitted on OOF (the default until 2026-11: blend.temperature).
+    "auto, temperature": {"temperature": True},
+    "mean, temperature": {"method": "mean", "temperature": True},
+    "stacking, temperature": {"method": "stacking", "temperature": True},
 }
 
 
@@ -74,7 +80,7 @@ def main() -> None:
         predicted = submission.make_submission(table)["label"].to_numpy()
         rows.append({
             "setting": name, "chosen": result.chosen,
-            "cv": result.candidates.set_index("candidate").loc[result.chosen, "accuracy"],
+            "cv": result.candidates.set_index("candidate").loc["final", "accuracy"],
             "hidden": float((predicted == solution["label"].to_numpy()).mean()),
             "unknown submitted": float((predicted == "unknown").mean()),
             "unknown EM": float(result.test_prior[unknown]) if result.test_prior is not None else np.nan,

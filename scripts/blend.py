@@ -38,4 +38,11 @@ with rule_step(snakemake, "blend") as log:
                     "for %s, held up for %s (columns em_estimate and em_unbounded of %s). Under a shift of "
                     "audio, unfamiliar clips look like the classes unbounded EM inflates", settings.em_max_ratio,
                     ", ".join(held["down"]) or "none", ", ".join(held["up"]) or "none", out.label_mix)  # fmt: skip
-    log.info("test label mix (predicted: after prior correction, if any):\n%s", mix.round(3).to_string(index=False))
+    if result.mix_weights is not None:
+        log.info("labels matched to the probabilities' own mix (blend.match_mix); class weights: %s. CV of the "
+                 "chosen blend: %.4f by argmax, %.4f with its OOF matched the same way",
+                 dict(zip(mix["label"], result.mix_weights.round(3))),
+                 result.candidates.loc[result.candidates["chosen"], "accuracy"].item(),
+                 result.matched_oof_accuracy)  # fmt: skip
+    log.info("test label mix (predicted: after prior correction and matching, if on):\n%s",
+             mix.round(3).to_string(index=False))  # fmt: skip

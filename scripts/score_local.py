@@ -17,8 +17,9 @@ with rule_step(snakemake, "score_local") as log:
         chosen, chosen_cv = blend.chosen_candidate(candidates.reset_index())
         predicted = pd.read_csv(labels_path)
         for column in predicted.columns.drop("fname"):
-            if column == "final":
-                name, cv = f"final: {chosen}", chosen_cv
+            if column == "final":  # the chosen candidate as the test gets it (label mix matched, if on)
+                name = f"final: {chosen}"
+                cv = final_cv = candidates.loc["final", "accuracy"] if "final" in candidates.index else chosen_cv
             else:
                 kind = candidates.loc[column, "kind"]
                 name, cv = (column if kind == "model" else f"blend ({column})"), candidates.loc[column, "accuracy"]
@@ -26,7 +27,7 @@ with rule_step(snakemake, "score_local") as log:
             rows.append({"round": round_, "predictions": name, "cv": cv, "hidden": hidden["all"],
                          "public": hidden["public"], "private": hidden["private"]})  # fmt: skip
     scores = submission.score(pd.read_csv(inp.submission), solution)
-    scores["blend"], scores["cv"] = chosen, chosen_cv  # the final round's
+    scores["blend"], scores["cv"] = chosen, float(final_cv)  # the final round's final predictions
     with open(out.score, "w") as handle:
         json.dump(scores, handle, indent=2)
     table = pd.DataFrame(rows)

@@ -30,7 +30,14 @@ def test_every_candidate_is_scored_and_the_blend_beats_the_best_single_model(oof
     P, y, folds = oof
     result = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :100], blend.BlendSettings())
     table = result.candidates.set_index("candidate")
-    assert set(table.index) == {"a", "b", "c", "mean", "logloss", "accuracy", "stacking"}
+    assert set(table.index) == {"a", "b", "c", "mean", "logloss", "accuracy", "stacking", "final"}
+    # The final row: the chosen blend's OOF labelled as the test is (argmax, or the label mix matched).
+    assert table.loc["final", "kind"] == "final" and not table.loc["final", "chosen"]
+    assert table.loc["final", "accuracy"] == table.loc[result.chosen, "accuracy"]
+    matching = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :100], blend.BlendSettings(match_mix=True))
+    matched = blend.match_label_mix(matching.oof)[0]
+    final = matching.candidates.set_index("candidate").loc["final", "accuracy"]
+    assert final == pytest.approx(blend.accuracy(matched, y)) and final != blend.accuracy(matching.oof, y)
     best_single = table.loc[["a", "b", "c"], "accuracy"].max()
     assert table.loc[result.chosen, "accuracy"] >= best_single
     assert table.loc[result.chosen, "kind"] == "blend"  # independent errors: averaging must help
@@ -48,7 +55,7 @@ def test_a_useless_model_gets_little_weight_and_a_lone_model_is_its_own_blend(oo
                              blend.BlendSettings())  # fmt: skip
     assert result.weights.set_index("model").loc["noise", "logloss"] < 0.1
     alone = blend.fit_blend(["a"], P[:1], y, folds, P[:1, :10], blend.BlendSettings())
-    assert alone.chosen == "a" and list(alone.candidates["candidate"]) == ["a"]
+    assert alone.chosen == "a" and list(alone.candidates["candidate"]) == ["a", "final"]
 
 
 def test_temperature_is_recovered():
@@ -229,3 +236,56 @@ def test_calibrated_em_recovers_the_test_mix_where_the_models_own_prior_misleads
     assert estimate["calibrated"].reference_prior[unknown] == pytest.approx(0.6, abs=0.02)  # the OOF mix
     assert estimate["calibrated"].test_prior[unknown] == pytest.approx(0.3, abs=0.04)
     assert abs(estimate["trained"].test_prior[unknown] - 0.3) > 0.1
+
+
+def flat_unfamiliar_posteriors(rng, n=4000):
+    """A test set with 20% unknown whose command clips sound unfamiliar: their posteriors are flat,
+    the right command still the most likely command, and 'unknown' a steady ~0.25 that wins the argmax
+    of most of them — while the probabilities themselves still expect ~20-25% unknown."""
+    unknown = LABELS.index("unknown")
+    mix = np.full(C, 0.8 / (C - 1))
+    mix[unknown] = 0.2
+    y = rng.choice(C, size=n, p=mix)
+    scores = rng.normal(0, 0.3, (n, C))
+    scores[np.arange(n), y] += 1.0
+    scores[:, unknown] += np.where(y == unknown, 1.5, 1.0)
+    return blend._normalise(np.exp(scores)), y, unknown
+
+
+def test_matching_the_label_mix_undoes_the_argmax_rush_to_unknown():
+    P, y, unknown = flat_unfamiliar_posteriors(np.random.default_rng(3))
+    argmax_unknown = (P.argmax(1) == unknown).mean()
+    matched, weights = blend.match_label_mix(P)
+    shares = np.bincount(matched.argmax(1), minlength=C) / len(y)
+    assert argmax_unknown > 0.5  # the failure: flat posteriors send most clips to unknown
+    assert np.abs(shares - P.mean(0)).sum() / 2 < 0.01  # the labels now carry the probabilities' own mix
+    assert abs(shares[unknown] - 0.2) < abs(argmax_unknown - 0.2) - 0.25
+    assert blend.accuracy(matched, y) > blend.accuracy(P, y) + 0.2
+    assert np.allclose(matched.sum(1), 1) and weights[unknown] < weights.max()
+
+
+def test_matching_leaves_labels_alone_where_argmax_already_carries_the_mix(oof):
+    P, y, _ = oof
+    calibrated = P[0]
+    matched, _ = blend.match_label_mix(calibrated)
+    changed = (matched.argmax(1) != calibrated.argmax(1)).mean()
+    assert changed < 0.02 and abs(blend.accuracy(matched, y) - blend.accuracy(calibrated, y)) < 0.01
+
+
+def test_the_blend_matches_its_test_tables_and_the_fold_wise_ones_alike(oof):
+    P, y, folds = oof
+    rng = np.random.default_rng(5)
+    P_test, _, unknown = flat_unfamiliar_posteriors(rng, 1000)
+    P_test = np.stack([P_test] * 3)
+    fold_tests = {int(k): P_test for k in np.unique(folds)}
+    settings = blend.BlendSettings(method="mean", match_mix=True)
+    on = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, settings, fold_tests)
+    off = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, blend.BlendSettings(method="mean", match_mix=False),
+                          fold_tests)  # fmt: skip
+    assert (off.test.argmax(1) == unknown).mean() > 0.5
+    assert (on.test.argmax(1) == unknown).mean() < 0.35
+    for k, table in on.fold_tests.items():  # pseudo-labels are made by the same rule as the submission
+        assert (table.argmax(1) == unknown).mean() == pytest.approx((on.test.argmax(1) == unknown).mean(), abs=0.02)
+    assert np.array_equal(on.argmax_test, off.test) and on.matched_oof_accuracy is not None
+    mix = blend.label_mix(on).set_index("label")
+    assert mix.loc["unknown", "argmax"] > 0.5 and mix.loc["unknown", "predicted"] < 0.35

@@ -105,7 +105,7 @@ def test_prior_correction_calibrates_on_oof_then_starts_from_the_oof_mix(pipelin
                   for p in pipeline.glob(f"results/train/round{round_}/*/fold*/metrics.csv")]  # fmt: skip
         assert max(shares) < mix.loc["unknown", "trained_under"] - 0.2  # balanced training: far below
         # (One epoch makes models that say little: calibrated, their EM estimate stays near the OOF mix.
-        # That EM finds a shifted mix with models that hear something is tests/test_shift.py's claim.)
+        # That EM moves toward a shifted mix is tests/test_blend.py's claim, on simulated posteriors.)
         assert (mix["em_estimate"] / mix["trained_under"]).between(1 / 3 - 1e-3, 3 + 1e-3).all()
 
 

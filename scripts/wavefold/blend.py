@@ -67,7 +67,9 @@ class BlendSettings:
     # auto (the simplest candidate within the fold-to-fold noise of the best CV) | a model | a blend method
     method: str = "auto"
     candidates: tuple = ("mean", "logloss", "accuracy", "stacking")
-    temperature: bool = True
+    # Per-model temperatures fitted on OOF before blending: in-domain calibration a shifted test set
+    # does not share (off: see config/config.yaml).
+    temperature: bool = False
     prior_correction: str = "none"  # none | em
     em_max_ratio: float = 3.0  # EM's estimate of a class stays within [1/r, r] x the prior it starts from
     # Where EM starts: "trained" (the mix the models were trained under, as they are) or "calibrated"
@@ -75,6 +77,9 @@ class BlendSettings:
     em_start: str = "calibrated"
     accuracy_iterations: int = 40
     choice_noise_se: float = 1.0  # auto: a more fitted candidate must beat a simpler one by this many SEs
+    # Label the test clips so that each label's share is the share the blend's own probabilities give
+    # it (their mean), instead of taking each clip's argmax: see match_label_mix (off: config.yaml says why).
+    match_mix: bool = False
 
 
 # ---------------------------------------------------------------- reading ---------------------------------
@@ -282,6 +287,9 @@ class Blend:
     reference_prior: np.ndarray | None = None  # the mix the blended probabilities were made under
     fold_tests: dict = field(default_factory=dict)  # fold -> test probabilities of the blend fitted without it
     candidate_tests: dict = field(default_factory=dict)  # every candidate's test probabilities (before EM)
+    argmax_test: np.ndarray | None = None  # with match_mix: the test probabilities before the matching
+    mix_weights: np.ndarray | None = None  # with match_mix: the class weights that match the label mix
+    matched_oof_accuracy: float | None = None  # with match_mix: the chosen blend's CV with its OOF matched too
 
 
 def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray:
@@ -373,6 +381,36 @@ def em_prior(probabilities: np.ndarray, train_prior: np.ndarray, iterations: int
     return _normalise(probabilities * (prior / train_prior)), prior
 
 
+def match_label_mix(probabilities: np.ndarray, target: np.ndarray | None = None,
+                    iterations: int = 300) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Re-weight the classes so that the argmax labels come in the mix ``target`` (default: the mean
+    probability of each class, the "probabilistic classify and count" estimate of the mix).
+
+    Why: under a shift of voices and recording, posteriors go flat, and the class that covers
+    everything unfamiliar ("unknown") wins the argmax of clips whose probability for it is small:
+    the argmax counts then send far more clips to it than the probabilities themselves expect (the
+    hard-shift demo: mean p(unknown) 0.29 against 76% argmax-unknown, truth 23%). Matching the counts
+    to the probabilities' own mix removes that distortion and changes nothing where the two agree.
+    It uses the test probabilities only (no labels). Returns (re-weighted probabilities, weights).
+
+    The weights are found by multiplicative updates toward the target with a decaying step; the best
+    iterate (smallest total variation between the label shares and the target) is kept."""
+    n, classes = probabilities.shape
+    target = probabilities.mean(0) if target is None else np.asarray(target, float)
+    log_p = np.log(np.clip(probabilities, EPS, None))
+    bias, best, best_gap = np.zeros(classes), np.zeros(classes), np.inf
+    for step in range(iterations):
+        shares = np.bincount((log_p + bias).argmax(1), minlength=classes) / n
+        gap = 0.5 * np.abs(shares - target).sum()
+        if gap < best_gap:
+            best, best_gap = bias.copy(), gap
+        if gap <= 0.5 / n:
+            break
+        bias += 0.5 * 0.98**step * (np.log(target + 1e-6) - np.log(shares + 1e-6))
+    weights = np.exp(best - best.max())
+    return _normalise(probabilities * weights), weights
+
+
 def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, trained: dict[str, np.ndarray],
                     y: np.ndarray) -> np.ndarray:  # fmt: skip
     """The class prior the chosen blend's probabilities are made under: where EM starts from.
@@ -457,6 +495,21 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
             blend.fold_tests[fold] = em_prior(table, blend.reference_prior, max_ratio=ratio)[0]
     elif settings.prior_correction != "none":
         raise BlendError(f"blend.prior_correction {settings.prior_correction!r}: none | em")
+    final_oof = blend.oof
+    if settings.match_mix:
+        # After EM (if on), the probabilities' mean is EM's estimate: the labels then carry that mix.
+        blend.argmax_test = blend.test
+        blend.test, blend.mix_weights = match_label_mix(blend.test)
+        for fold, table in blend.fold_tests.items():
+            blend.fold_tests[fold] = match_label_mix(table)[0]
+        final_oof = match_label_mix(blend.oof)[0]  # the same rule on the OOF rows: the final CV
+        blend.matched_oof_accuracy = accuracy(final_oof, y)
+    # The final predictions' own CV row: the chosen candidate with the decision rule the test gets.
+    final_folds = fold_accuracies(final_oof, y, folds)
+    final_row = {"candidate": "final", "kind": "final", "accuracy": accuracy(final_oof, y),
+                 "log_loss": log_loss(final_oof, y), "fold_std": np.std(final_folds, ddof=1) if len(final_folds) > 1 else 0.0,
+                 "chosen": False}  # fmt: skip
+    blend.candidates = pd.concat([blend.candidates, pd.DataFrame([final_row])], ignore_index=True)
     return blend
 
 
@@ -514,6 +567,10 @@ def label_mix(blend: Blend) -> pd.DataFrame:
     the blend's probabilities were made under and EM's estimate of the test's."""
     predicted = np.bincount(blend.test.argmax(1), minlength=len(LABELS)) / len(blend.test)
     table = pd.DataFrame({"label": LABELS, "predicted": predicted})
+    if blend.argmax_test is not None:
+        argmax = np.bincount(blend.argmax_test.argmax(1), minlength=len(LABELS)) / len(blend.test)
+        table["argmax"] = argmax  # before match_mix
+        table["mean_probability"] = blend.argmax_test.mean(0)  # the mix match_mix labels to
     if blend.test_prior is not None:
         table.insert(1, "trained_under", blend.reference_prior)
         table.insert(2, "em_estimate", blend.test_prior)
