@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from wavefold.labels import LABELS
 from wavefold.models import REGISTRY
 from wavefold.training.batches import gather
 from wavefold.training.classifier import to_labels12
-from wavefold.training.data import LABEL_SPACES, epoch_plan, load_fold
+from wavefold.training.data import LABEL_SPACES, epoch_plan, load_fold, pseudo_draw
 from wavefold.training.settings import TrainSettings, job_seed
 
 ALL = {name: {"architecture": name} for name in REGISTRY}
@@ -129,10 +130,12 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     data = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
     assert data.val_rows.tolist() == np.flatnonzero(folds["fold"] == 0).tolist()  # validation unchanged
     assert data.extra_noise.shape == (1, clips.shape[1])  # the one "silence" clip
-    settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.0)
+    settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.1)
     source, start, target = epoch_plan(data, settings, np.random.default_rng(0))
     from_test = source >= len(clips)
     assert from_test.sum() == 4  # all of them: fewer than half the labelled clips
+    no_silence = epoch_plan(data, replace(settings, silence_share=0.0), np.random.default_rng(0))
+    assert (no_silence[0] >= len(clips)).sum() == 3  # an epoch without silence draws no pseudo "silence"
     batch = gather(clips, noise, source, start, np.ones(len(source)), clips.shape[1], data.variants, test_clips)
     for k in np.flatnonzero(from_test):
         row = source[k] - len(clips) - len(data.variants)
@@ -141,6 +144,23 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     words = load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo)
     assert len(words.pseudo_rows) == 3  # "unknown" has no word to learn
     assert data.fingerprint() != load_fold(*parts, "labels12").fingerprint()
+
+
+def test_pseudo_labels_leaning_to_one_class_are_drawn_in_the_labelled_mix():
+    """Under a shift 95% of the pseudo-labels say 'unknown': drawn uniformly they would make over a quarter of
+    a balanced epoch unknown and teach round 2 to say it more. Drawn in the labelled mix, they don't."""
+    rng = np.random.default_rng(0)
+    unknown, silence = LABELS.index("unknown"), LABELS.index("silence")
+    pseudo = np.where(rng.random(2000) < 0.95, unknown, rng.integers(0, 10, 2000))
+    labelled = np.repeat([c for c in range(12) if c != silence], 300)  # a balanced draw: 1/11 each
+    pick = pseudo_draw(pseudo, labelled, wanted=1000, silence_class=silence, silence_share=0.0, rng=rng)
+    drawn = np.bincount(pseudo[pick], minlength=12)
+    assert drawn[unknown] == round(1000 / 11)  # its labelled share of the wanted draw, not 95% of it
+    assert (drawn[:10] == np.minimum(np.bincount(pseudo, minlength=12)[:10], round(1000 / 11))).all()
+    assert len(np.unique(pick)) == len(pick)  # each clip once
+    uniform = np.bincount(pseudo[rng.choice(len(pseudo), 1000, replace=False)], minlength=12)
+    epoch_share = lambda d: (300 + d[unknown]) / (len(labelled) + d.sum())  # noqa: E731
+    assert abs(epoch_share(drawn) - 1 / 11) < 0.025 and epoch_share(uniform) > 0.25  # the epoch's unknown share
 
 
 def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
