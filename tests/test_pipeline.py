@@ -106,7 +106,9 @@ def test_prior_correction_calibrates_on_oof_then_starts_from_the_oof_mix(pipelin
         assert max(shares) < mix.loc["unknown", "trained_under"] - 0.2  # balanced training: far below
         # (One epoch makes models that say little: calibrated, their EM estimate stays near the OOF mix.
         # That EM moves toward a shifted mix is tests/test_blend.py's claim, on simulated posteriors.)
-        assert (mix["em_estimate"] / mix["trained_under"]).between(1 / 3 - 1e-3, 3 + 1e-3).all()
+        # label_mix.csv holds 4 decimals: a class held at its bound may round just past it.
+        assert (mix["em_estimate"] >= mix["trained_under"] / 3 - 1e-4).all()
+        assert (mix["em_estimate"] <= mix["trained_under"] * 3 + 1e-4).all()
 
 
 def test_cv_and_hidden_score_side_by_side(pipeline):
