@@ -45,8 +45,8 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
             scratch = Path(scratch)
             paths = outputs.JobPaths(*(scratch / n for n in ("model.pt", "oof.csv", "curve.csv", "metrics.csv")),
                                      scratch / "checkpoint" / "last.pt")  # fmt: skip
-            loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, identity="tune")
-            return float(pd.read_csv(paths.metrics).set_index("label").loc["all", "recall"])
+            result = loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, identity="tune")
+            return result["fold_accuracy"]  # the held-out fold's accuracy, as metrics.csv's "all" row
 
     name = tuning.study_name(p.model, p.settings, p.space, proxy)
     study = tuning.open_study(Path(p.storage), name, p.seed)

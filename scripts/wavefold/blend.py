@@ -245,6 +245,11 @@ def fold_accuracies(probabilities: np.ndarray, y: np.ndarray, folds: np.ndarray)
     return np.array([accuracy(probabilities[folds == f], y[folds == f]) for f in np.unique(folds)])
 
 
+def fold_std(accuracies: np.ndarray) -> float:
+    """The spread of a candidate's accuracy over the folds (0 with a single fold)."""
+    return float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
+
+
 def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise_se: float) -> tuple[str, str]:
     """The simplest candidate whose CV is within ``noise_se`` standard errors of the best one's (paired
     over folds), ties broken by CV; and why, in words. ``candidates`` has candidate, kind, accuracy, log_loss."""
@@ -448,9 +453,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     candidates["accuracy"] = [accuracy(cv_oof[c], y) for c in candidates["candidate"]]
     candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
     per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
-    candidates["fold_std"] = [
-        np.std(per_fold[c], ddof=1) if len(per_fold[c]) > 1 else 0.0 for c in candidates["candidate"]
-    ]
+    candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
     if settings.method == "auto":
         chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se)
     elif settings.method in cv_oof:
@@ -505,9 +508,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         final_oof = match_label_mix(blend.oof)[0]  # the same rule on the OOF rows: the final CV
         blend.matched_oof_accuracy = accuracy(final_oof, y)
     # The final predictions' own CV row: the chosen candidate with the decision rule the test gets.
-    final_folds = fold_accuracies(final_oof, y, folds)
     final_row = {"candidate": "final", "kind": "final", "accuracy": accuracy(final_oof, y),
-                 "log_loss": log_loss(final_oof, y), "fold_std": np.std(final_folds, ddof=1) if len(final_folds) > 1 else 0.0,
+                 "log_loss": log_loss(final_oof, y), "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
                  "chosen": False}  # fmt: skip
     blend.candidates = pd.concat([blend.candidates, pd.DataFrame([final_row])], ignore_index=True)
     return blend

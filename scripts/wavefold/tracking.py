@@ -83,14 +83,14 @@ def curve_metrics(curve: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
     return steps
 
 
-def job_summary(job: TrainingJob) -> dict[str, float]:
+def job_summary(job: TrainingJob, curve: pd.DataFrame) -> dict[str, float]:
     """A training job's final numbers: its fold accuracy (the kept epoch's OOF) and per-class recall."""
     metrics = pd.read_csv(job.metrics).set_index("label")
     summary = {"oof_accuracy": float(metrics.loc["all", "recall"])}
     for label, recall in metrics["recall"].drop("all").items():
         if not math.isnan(recall):
             summary[f"recall.{label}"] = float(recall)
-    summary["epochs_run"] = float(len(pd.read_csv(job.curve)))
+    summary["epochs_run"] = float(len(curve))
     return summary
 
 
@@ -186,8 +186,9 @@ def log_workflow(store: Store, name: str, jobs: list[TrainingJob], candidates: d
         run_name = f"round{job.round}/{job.model}/fold{job.fold}"
         job_tags = {**tags, "wavefold.round": str(job.round), "wavefold.model": job.model,
                     "wavefold.fold": str(job.fold), "wavefold.architecture": str(job.settings.get("architecture"))}  # fmt: skip
-        steps = curve_metrics(pd.read_csv(job.curve))
-        run_id = store.run(run_name, job_tags, flatten(job.settings), job_summary(job), steps, parent, now)
+        curve = pd.read_csv(job.curve)
+        run_id = store.run(run_name, job_tags, flatten(job.settings), job_summary(job, curve), curve_metrics(curve),
+                           parent, now)  # fmt: skip
         rows.append({"run_id": run_id, "name": run_name, "kind": "training"})
     for round_, path in sorted(candidates.items()):
         metrics, round_chosen = blend_summary(pd.read_csv(path))
