@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torchaudio
 
 from wavefold.features import FeatureSettings, FrontEnd
 from wavefold.models import REGISTRY, create_model, input_kind, parameter_count
@@ -49,3 +50,27 @@ def test_front_end_shapes():
     assert abs(normalised[0].mean().item()) < 1e-4 and abs(normalised[0].std().item() - 1) < 1e-2
     with pytest.raises(ValueError, match=r"features.n_mel: unknown setting; known: .*n_mels"):
         FeatureSettings.from_config({"n_mel": 40})
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_band_normalisation_removes_a_recording_devices_eq(kind):
+    """A device's EQ is a constant offset per band in log features: `band` must take it out, where
+    `instance` (one mean per clip) leaves it in the features the model sees."""
+    generator = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    envelope = torch.exp(-(((t - 0.5) / 0.15) ** 2))
+    wave = 0.3 * envelope * (torch.randn(4, 16000, generator=generator) + 0.3 * torch.sin(2 * torch.pi * 300 * t))
+    device = torchaudio.functional.equalizer_biquad(wave, 16000, 1000.0, 12.0, 0.7)
+    device = torchaudio.functional.equalizer_biquad(device, 16000, 3000.0, -12.0, 0.7)
+
+    def change(how: str) -> float:
+        front = FrontEnd(kind, FeatureSettings(normalise=how))
+        clean, recorded = front(wave), front(device)
+        return ((clean - recorded).pow(2).mean() / clean.pow(2).mean()).item()
+
+    assert change("band") < change("instance") / 5
+    banded = FrontEnd(kind, FeatureSettings(normalise="band"))(wave)
+    assert banded.mean(dim=3).abs().max() < 1e-4  # every band centred over the clip
+    assert abs(banded[0].std().item() - 1) < 1e-2
+    with pytest.raises(ValueError, match="features.normalise"):
+        FeatureSettings.from_config({"normalise": "per_band"})

@@ -49,7 +49,25 @@ class FrontEnd(nn.Module):
                 if self.kind == "logmel":
                     x = torch.log(x + 1e-6)
             x = x.unsqueeze(1)
-        if self.settings.normalise == "instance":
-            dims = tuple(range(2, x.dim()))
-            x = (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + 1e-5)
+        return normalise(x, self.settings.normalise)
+
+
+def normalise(x: torch.Tensor, how: str) -> torch.Tensor:
+    """Per-clip normalisation of (batch, 1, ...) features.
+
+    instance: zero mean and unit variance over the whole clip (a recording's level drops out).
+    band: first each band's (or cepstral coefficient's) own mean over the clip's frames is removed,
+      then the clip is scaled to unit variance. A recording device's frequency response (band limits,
+      EQ) multiplies each band's power by a constant: in log-mel or MFCC features it is a constant
+      offset per band, which this removes (cepstral mean normalisation). Only the mean per band, not
+      the variance: scaling a band a device cut off to unit variance would amplify its noise floor.
+      On a waveform (no bands) it is the same as instance.
+    none: as computed."""
+    if how == "none":
         return x
+    dims = tuple(range(2, x.dim()))
+    if how == "band" and x.dim() == 4:
+        x = x - x.mean(dim=3, keepdim=True)  # (batch, 1, bands, frames): each band over its frames
+    elif how not in ("instance", "band"):
+        raise ValueError(f"features.normalise: unknown value {how!r}; known: instance, band, none")
+    return (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + 1e-5)

@@ -61,7 +61,9 @@ class FeatureSettings:
     hop_ms: float = bounded(10.0, above=0)
     f_min: float = bounded(20.0, minimum=0)
     f_max: float | None = 7600.0
-    normalise: Literal["instance", "none"] = "instance"  # instance: zero mean, unit variance per clip
+    # band: each band's mean over the clip removed first (cepstral mean normalisation: a device's EQ
+    # drops out), then unit variance | instance: zero mean, unit variance per clip | none
+    normalise: Literal["instance", "band", "none"] = "band"
 
     @classmethod
     def from_config(cls, settings: dict) -> "FeatureSettings":
