@@ -12,8 +12,11 @@ with rule_step(snakemake, "predict_test") as log, DeviceLease():
     inp, p = snakemake.input, snakemake.params
     device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)
-    model, label_space = classifier.load(inp.model, device)
+    model, label_space, settings = classifier.load(inp.model, device)
     clips = np.load(inp.clips, mmap_mode="r")
+    if settings.adapt_batch_norm:  # as the out-of-fold probabilities were made: on the audio predicted
+        layers = inference.adapt_batch_norm(model, clips, None, device, 256)
+        log.info("AdaBN: %d BatchNorm layers re-estimated on the %d test clips", layers, len(clips))
     shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
     probabilities = inference.predict(model, clips, None, device, 256, shifts=shifts)
     labels12 = classifier.to_labels12(probabilities, label_space)

@@ -320,3 +320,76 @@ def test_an_edited_architecture_retrains_and_changes_the_oof(trained, tmp_path):
     assert "resuming" not in (workdir / "logs/train/round1/lenet/fold0.log").read_text()
     assert (workdir / targets[0]).read_bytes() != before[targets[0]]
     assert (workdir / targets[1]).read_bytes() == before[targets[1]]
+
+
+def test_adabn_reestimates_batch_norm_on_the_audio_predicted_in_a_mixed_order():
+    """Two classes at -/+1000 (int16) in one feature, a BatchNorm fitted on them, the sign read off.
+    Shifted by +3000, every clip reads as the second class; AdaBN re-centres on the shifted audio. The
+    rows come sorted by class, as a cache sorted by label would: read in that order, batches would
+    hold one class each and their mean variance would miss the gap between the classes."""
+    import torch
+
+    from wavefold.training import inference
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 500)  # sorted by class
+    clips = np.stack([np.where(y == 0, -1000, 1000) + rng.normal(0, 100, len(y)), np.zeros(len(y))], 1)
+    shifted = (clips + [3000, 0]).astype(np.int16)
+    norm = torch.nn.BatchNorm1d(2, momentum=0.3)
+    norm.running_mean[:] = torch.tensor([0.0, 0.0])
+    norm.running_var[:] = torch.tensor([(1005 / 32768) ** 2, 1.0])
+    reader = torch.nn.Linear(2, 2, bias=False)
+    reader.weight.data = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    model = torch.nn.Sequential(norm, reader)
+    device = torch.device("cpu")
+    accuracy = lambda: (inference.predict(model, shifted, None, device, 50).argmax(1) == y).mean()  # noqa: E731
+    assert accuracy() == 0.5  # all read as the second class
+    rows = np.arange(200, 1000)  # a subset of the rows, then "extra" clips (as the fold's silence windows)
+    extra = shifted[:200]
+    assert inference.adapt_batch_norm(model, shifted, rows, device, 50, extra=extra) == 1
+    assert accuracy() == 1.0
+    assert norm.running_mean[0].item() * 32768 == pytest.approx(3000, abs=20)
+    # The variance of all the clips (between the classes too), not the ~100^2 within one class.
+    assert np.sqrt(norm.running_var[0].item()) * 32768 == pytest.approx(1000, rel=0.05)
+    assert norm.momentum == 0.3 and not norm.training  # left as it was found, in eval mode
+    assert inference.adapt_batch_norm(torch.nn.Linear(2, 2), shifted, None, device, 50) == 0  # nothing to adapt
+
+
+def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(trained, tmp_path):
+    """training.defaults.adapt_batch_norm: the job trains exactly as without it (the same weights as the
+    fixture's job), then its OOF probabilities come from statistics re-estimated on its fold, and the
+    test predictions from statistics re-estimated on the test audio: recomputed here, they match."""
+    import torch
+
+    from wavefold.training import classifier, inference
+
+    defaults = {**CONFIG["training"]["defaults"], "adapt_batch_norm": True}
+    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"], "defaults": defaults}}
+    workdir = share_backbone(trained, tmp_path / "adabn")
+    target = "results/predict/round1/matchboxnet/fold0.csv"
+    result = snakemake(workdir, target, config=config)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    n_test = len(pd.read_csv(trained / "results/index/test.csv"))
+    logs = workdir / "logs"
+    train_log = (logs / "train/round1/matchboxnet/fold0.log").read_text()
+    assert "AdaBN: 12 BatchNorm layers re-estimated on the fold's" in train_log
+    assert f"on the {n_test} test clips" in (logs / "predict_test/round1/matchboxnet/fold0.log").read_text()
+
+    device = torch.device("cpu")
+    adapted, space, _ = classifier.load(workdir / "results/train/round1/matchboxnet/fold0/model.pt", device)
+    plain = classifier.load(trained / "results/train/round1/matchboxnet/fold0/model.pt", device)[0]
+    for (name, a), (_, b) in zip(adapted.named_parameters(), plain.named_parameters()):
+        assert torch.equal(a, b), name  # the same training: AdaBN comes after it
+    assert not torch.equal(inference.batch_norm_layers(adapted)[0].running_mean,
+                           inference.batch_norm_layers(plain)[0].running_mean)  # fmt: skip
+    oof = [pd.read_csv(r / "results/train/round1/matchboxnet/fold0/oof.csv")[list(LABELS)] for r in (workdir, trained)]
+    assert not np.allclose(*oof, atol=1e-3)  # the fold predicted with its own statistics
+
+    clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
+    shifts = inference.shifts_in_samples(CONFIG["training"]["tta_shift_ms"], 16000)
+    written = pd.read_csv(workdir / target)[list(LABELS)].to_numpy()
+    as_saved = to_labels12(inference.predict(adapted, clips, None, device, 256, shifts=shifts), space)
+    assert not np.allclose(as_saved, written, atol=1e-3)  # made with other statistics than the fold's
+    inference.adapt_batch_norm(adapted, clips, None, device, 256)
+    recomputed = to_labels12(inference.predict(adapted, clips, None, device, 256, shifts=shifts), space)
+    np.testing.assert_allclose(recomputed, written, atol=1e-5)

@@ -37,12 +37,13 @@ def save(model: Classifier, settings: TrainSettings, label_space: list[str], pat
     torch.save({"state_dict": state, "settings": asdict(settings), "label_space": label_space}, path)
 
 
-def load(path: Path, device: torch.device) -> tuple[Classifier, list[str]]:
-    """A saved model, on ``device``, and the label space it predicts."""
+def load(path: Path, device: torch.device) -> tuple[Classifier, list[str], TrainSettings]:
+    """A saved model, on ``device``, the label space it predicts and the settings it was trained with."""
     saved = torch.load(path, map_location=device, weights_only=False)
-    model = Classifier(TrainSettings.from_config(saved["settings"]), len(saved["label_space"])).to(device)
+    settings = TrainSettings.from_config(saved["settings"])
+    model = Classifier(settings, len(saved["label_space"])).to(device)
     model.load_state_dict(saved["state_dict"])
-    return model, saved["label_space"]
+    return model, saved["label_space"], settings
 
 
 def to_labels12(probabilities: np.ndarray, label_space: list[str]) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..features import int16_to_float
 
@@ -27,6 +28,70 @@ def shifted(wave: torch.Tensor, shift: int) -> torch.Tensor:
     return out
 
 
+def _batches(clips, rows, extra, batch_size: int, device: torch.device, order: np.ndarray | None = None):
+    """Float waveform batches of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips,
+    in that order or in ``order`` (positions in it), read from the memory map one batch at a time: the
+    clips are never all in memory."""
+    n_rows = len(clips) if rows is None else len(rows)
+    total = n_rows + (0 if extra is None else len(extra))
+    order = np.arange(total) if order is None else order
+    for begin in range(0, total, batch_size):
+        index = order[begin : begin + batch_size]
+        in_rows = np.sort(index[index < n_rows])  # a no-op in the plain order; else reads the map forward
+        parts = []
+        if len(in_rows):
+            parts.append(np.asarray(clips[in_rows if rows is None else rows[in_rows]]))
+        if extra is not None and (index >= n_rows).any():
+            parts.append(extra[index[index >= n_rows] - n_rows])
+        yield int16_to_float(torch.from_numpy(np.concatenate(parts)).to(device))
+
+
+def batch_norm_layers(model) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def adapt_batch_norm(
+    model,
+    clips: np.ndarray,
+    rows: np.ndarray | None,
+    device: torch.device,
+    batch_size: int,
+    extra: np.ndarray | None = None,
+    seed: int = 0,
+) -> int:
+    """AdaBN (Li et al., 2016): re-estimate every BatchNorm layer's statistics on the audio about to be
+    predicted (cache ``rows``, then ``extra`` clips), labels unused; returns how many layers it set.
+
+    Why: a test set recorded elsewhere shifts the activations' means and scales; normalising them by
+    the test audio's own statistics takes that shift out before the classifier sees it. The clips go
+    in a seeded random order, so that every batch mixes classes as the training batches did (a cache
+    sorted by label would give within-class statistics). Each layer's estimate is the plain average
+    over the batches (momentum None), not a running one weighted toward the last batches.
+    """
+    layers = batch_norm_layers(model)
+    if not layers:
+        return 0
+    n_rows = len(clips) if rows is None else len(rows)
+    order = np.random.default_rng(seed).permutation(n_rows + (0 if extra is None else len(extra)))
+    saved = [(m.momentum, m.training) for m in layers]
+    model.eval()
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for wave in _batches(clips, rows, extra, batch_size, device, order):
+            if len(wave) > 1:  # a batch of one has no variance to measure
+                with torch.autocast(device.type, enabled=device.type == "cuda"):
+                    model(wave)
+    finally:
+        for m, (momentum, training) in zip(layers, saved):
+            m.momentum = momentum
+            m.train(training)
+    return len(layers)
+
+
 @torch.no_grad()
 def predict(
     model,
@@ -40,18 +105,8 @@ def predict(
     """Softmax probabilities of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips;
     averaged over the time ``shifts`` (samples) for test-time augmentation."""
     model.eval()
-    n_rows = len(clips) if rows is None else len(rows)
-    total = n_rows + (0 if extra is None else len(extra))
     out = []
-    for begin in range(0, total, batch_size):
-        index = np.arange(begin, min(total, begin + batch_size))
-        in_rows = index[index < n_rows]
-        parts = []
-        if len(in_rows):
-            parts.append(np.asarray(clips[in_rows if rows is None else rows[in_rows]]))
-        if extra is not None and (index >= n_rows).any():
-            parts.append(extra[index[index >= n_rows] - n_rows])
-        wave = int16_to_float(torch.from_numpy(np.concatenate(parts)).to(device))
+    for wave in _batches(clips, rows, extra, batch_size, device):
         probabilities = 0
         for shift in shifts:
             with torch.autocast(device.type, enabled=device.type == "cuda"):

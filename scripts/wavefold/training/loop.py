@@ -32,7 +32,7 @@ from .batches import Prefetcher, gather, silence_windows
 from .checkpoint import Checkpoint
 from .classifier import Classifier, to_labels12
 from .data import FoldData, epoch_plan, training_mix
-from .inference import predict
+from .inference import adapt_batch_norm, predict
 from .settings import AugmentSettings, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,10 @@ def train_fold(
         log.info("kept epoch %d of %d (best %s accuracy %.4f)", chosen, len(curve), selection, best)
     else:
         log.info("kept the last epoch, %d (epoch_selection: last)", len(curve))
-    # Out-of-fold probabilities with the test predictions' TTA, so that the two are made alike.
+    # Out-of-fold probabilities with the test predictions' TTA and AdaBN, so that the two are made alike.
+    if settings.adapt_batch_norm:
+        layers = adapt_batch_norm(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, seed)
+        log.info("AdaBN: %d BatchNorm layers re-estimated on the fold's %d clips", layers, len(val_targets))
     probabilities = predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, shifts)
     prior = to_labels12(training_mix(data, settings, seed)[None], data.label_space)[0]  # in the 12 labels
     result = outputs.write(model, settings, data, probabilities, val_targets, curve, prior, paths, fold)

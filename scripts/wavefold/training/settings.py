@@ -134,6 +134,9 @@ class TrainSettings:
         0.0, minimum=0
     )  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
     pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
+    # AdaBN: BatchNorm statistics re-estimated on the audio being predicted (the validation fold for the
+    # out-of-fold probabilities, the test set for the test's), so the two are made alike.
+    adapt_batch_norm: bool = False
     features: dict = nested(FeatureSettings)
     augment: dict = nested(AugmentSettings)
 
