@@ -289,3 +289,42 @@ def test_the_blend_matches_its_test_tables_and_the_fold_wise_ones_alike(oof):
     assert np.array_equal(on.argmax_test, off.test) and on.matched_oof_accuracy is not None
     mix = blend.label_mix(on).set_index("label")
     assert mix.loc["unknown", "argmax"] > 0.5 and mix.loc["unknown", "predicted"] < 0.35
+
+
+def _mix(rng, n, unknown_share):
+    unknown = LABELS.index("unknown")
+    y = rng.integers(0, C - 1, n)
+    y[y >= unknown] += 1  # the other 11 classes, evenly
+    y[rng.random(n) < unknown_share] = unknown
+    return y
+
+
+def test_balanced_accuracy_is_the_mean_recall_per_class():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(3)
+    y = _mix(rng, 2000, 0.6)
+    p = noisy_model(y, rng, 1.5)
+    assert blend.balanced_accuracy(p, y) == pytest.approx(balanced_accuracy_score(y, p.argmax(1)))
+    assert blend.balanced_accuracy(p, y) != pytest.approx(blend.accuracy(p, y), abs=0.01)
+
+
+def test_choosing_by_balanced_accuracy_holds_up_on_a_test_mix_unlike_the_oof_rows():
+    """Models trained on a balanced mix, blended on OOF rows 60% unknown, submitted on a test set 20%
+    unknown. The stacker learns the OOF rows' lean to unknown: the best CV accuracy, and the worse test
+    score. Ranked by balanced accuracy (blind to the mix), auto keeps a blend that does not lean."""
+    rng = np.random.default_rng(4)
+    y, y_test = _mix(rng, 4000, 0.6), _mix(rng, 4000, 0.2)
+    folds = np.arange(len(y)) % 5
+    skills = (0.8, 1.0)  # weak models, as under a shift: the stacker's lean to unknown costs the most
+    P = np.stack([noisy_model(y, rng, s) for s in skills])
+    P_test = np.stack([noisy_model(y_test, rng, s) for s in skills])
+    by_accuracy = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings())
+    by_balanced = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="balanced_accuracy"))
+    assert by_accuracy.chosen == "stacking"  # the failure: CV accuracy rewards the lean
+    assert by_balanced.chosen != "stacking" and "balanced_accuracy" in by_balanced.reason
+    table = by_balanced.candidates.set_index("candidate")
+    assert table.loc[by_balanced.chosen, "balanced_accuracy"] >= table.loc["stacking", "balanced_accuracy"]
+    assert blend.accuracy(by_balanced.test, y_test) > blend.accuracy(by_accuracy.test, y_test) + 0.02
+    with pytest.raises(blend.BlendError, match="blend.choose_by"):
+        blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="f1"))

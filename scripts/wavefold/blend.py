@@ -77,6 +77,9 @@ class BlendSettings:
     em_start: str = "calibrated"
     accuracy_iterations: int = 40
     choice_noise_se: float = 1.0  # auto: a more fitted candidate must beat a simpler one by this many SEs
+    # What auto ranks the candidates by: accuracy (the competition's metric, on the training mix) or
+    # balanced_accuracy (the mean recall per class: blind to the class mix, for a test mix unlike training's).
+    choose_by: str = "accuracy"
     # Label the test clips so that each label's share is the share the blend's own probabilities give
     # it (their mean), instead of taking each clip's argmax: see match_label_mix (off: config.yaml says why).
     match_mix: bool = False
@@ -134,6 +137,18 @@ def log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float((probabilities.argmax(1) == y).mean())
+
+
+def balanced_accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """The mean over the classes present of each one's recall: the accuracy on a test set holding every
+    class equally often, whatever the mix of the rows scored. A blend cannot raise it by leaning toward
+    the class the OOF rows hold most of (here: unknown, ~60% of training, ~20-50% of a test set)."""
+    predicted = probabilities.argmax(1)
+    return float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
+
+
+#: What ``auto`` ranks the candidates by (``blend.choose_by``).
+CHOICE_METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy}
 
 
 # ---------------------------------------------------------------- combiners -------------------------------
@@ -241,8 +256,8 @@ def apply_method(method: str, state, P: np.ndarray) -> np.ndarray:
 COMPLEXITY = {"mean": 0, "model": 1, "logloss": 2, "accuracy": 2, "stacking": 3}
 
 
-def fold_accuracies(probabilities: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    return np.array([accuracy(probabilities[folds == f], y[folds == f]) for f in np.unique(folds)])
+def fold_accuracies(probabilities: np.ndarray, y: np.ndarray, folds: np.ndarray, metric=accuracy) -> np.ndarray:
+    return np.array([metric(probabilities[folds == f], y[folds == f]) for f in np.unique(folds)])
 
 
 def fold_std(accuracies: np.ndarray) -> float:
@@ -250,10 +265,12 @@ def fold_std(accuracies: np.ndarray) -> float:
     return float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
 
 
-def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise_se: float) -> tuple[str, str]:
-    """The simplest candidate whose CV is within ``noise_se`` standard errors of the best one's (paired
-    over folds), ties broken by CV; and why, in words. ``candidates`` has candidate, kind, accuracy, log_loss."""
-    ranked = candidates.sort_values(["accuracy", "log_loss"], ascending=[False, True], kind="stable")
+def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise_se: float,
+                metric: str = "accuracy") -> tuple[str, str]:  # fmt: skip
+    """The simplest candidate whose CV ``metric`` (a column of ``candidates``, per fold in ``per_fold``) is
+    within ``noise_se`` standard errors of the best one's (paired over folds), ties broken by it; and why,
+    in words. ``candidates`` has candidate, kind, log_loss and the metric's column."""
+    ranked = candidates.sort_values([metric, "log_loss"], ascending=[False, True], kind="stable")
     best = ranked["candidate"].iloc[0]
     eligible = []
     for row in ranked.itertuples():
@@ -261,12 +278,13 @@ def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise
         noise = noise_se * gap.std(ddof=1) / np.sqrt(len(gap)) if len(gap) > 1 else 0.0
         if gap.mean() <= noise:
             complexity = COMPLEXITY["model"] if row.kind == "model" else COMPLEXITY[row.candidate]
-            eligible.append((complexity, -row.accuracy, row.log_loss, row.candidate, gap.mean(), noise))
+            eligible.append((complexity, -getattr(row, metric), row.log_loss, row.candidate, gap.mean(), noise))
     _, _, _, chosen, gap, noise = min(eligible)
+    by = "" if metric == "accuracy" else f" by {metric}"
     if chosen == best:
-        return chosen, f"{chosen}: the best CV, and no simpler candidate is within the fold-to-fold noise of it"
+        return chosen, f"{chosen}: the best CV{by}, and no simpler candidate is within the fold-to-fold noise of it"
     return chosen, (
-        f"{chosen}: within the fold-to-fold noise of the best CV ({best}, {gap:+.4f} ahead, noise "
+        f"{chosen}: within the fold-to-fold noise of the best CV{by} ({best}, {gap:+.4f} ahead, noise "
         f"{noise_se:g} SE = {noise:.4f}) and simpler, so less fitted to the OOF rows"
     )
 
@@ -451,11 +469,17 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         rows.append({"candidate": method, "kind": "blend"})
     candidates = pd.DataFrame(rows)
     candidates["accuracy"] = [accuracy(cv_oof[c], y) for c in candidates["candidate"]]
+    candidates["balanced_accuracy"] = [balanced_accuracy(cv_oof[c], y) for c in candidates["candidate"]]
     candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
     per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
     candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
+    if settings.choose_by not in CHOICE_METRICS:
+        raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOICE_METRICS)}")
+    if settings.choose_by != "accuracy":
+        metric = CHOICE_METRICS[settings.choose_by]
+        per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metric) for c in candidates["candidate"]}
     if settings.method == "auto":
-        chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se)
+        chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se, settings.choose_by)
     elif settings.method in cv_oof:
         chosen, reason = settings.method, f"{settings.method}: set by blend.method"
     else:
@@ -509,7 +533,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         blend.matched_oof_accuracy = accuracy(final_oof, y)
     # The final predictions' own CV row: the chosen candidate with the decision rule the test gets.
     final_row = {"candidate": "final", "kind": "final", "accuracy": accuracy(final_oof, y),
-                 "log_loss": log_loss(final_oof, y), "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
+                 "balanced_accuracy": balanced_accuracy(final_oof, y), "log_loss": log_loss(final_oof, y),
+                 "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
                  "chosen": False}  # fmt: skip
     blend.candidates = pd.concat([blend.candidates, pd.DataFrame([final_row])], ignore_index=True)
     return blend
