@@ -176,6 +176,21 @@ def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path):
     assert "score_local" not in counts and "demo_competition" not in counts
 
 
+def test_the_shifted_test_recipe_is_a_valid_overlay_of_both_configs(tmp_path):
+    """config/shifted-test.yaml (README, "A test set recorded elsewhere") over the demo's config and over
+    the real competition's: every key it sets is checked when the workflow is parsed, so a typo fails."""
+    recipe = yaml.safe_load((REPO / "config" / "shifted-test.yaml").read_text())
+    assert recipe == {"training": {"defaults": {"adapt_batch_norm": True}}, "blend": {"choose_by": "balanced_accuracy"}}
+    for name in ("config.yaml", "kaggle-gpu.yaml"):
+        result = snakemake(tmp_path / name, "--dry-run", "--configfile", str(REPO / "config/config.yaml"),
+                           str(REPO / "config" / name), str(REPO / "config/shifted-test.yaml"))  # fmt: skip
+        assert result.returncode == 0, output_of(result)[-3000:]
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("training: {defaults: {adapt_batchnorm: true}}\n")
+    result = snakemake(tmp_path / "typo", "--dry-run", "--configfile", str(REPO / "config/config.yaml"), str(typo))
+    assert result.returncode != 0 and "adapt_batchnorm" in output_of(result)
+
+
 def test_the_slurm_profile_groups_each_fold_models_prediction_with_its_training(tmp_path):
     """profiles/slurm: a dry run (no cluster needed) shows train + predict_test as one group job per fold model."""
     config = {**TINY, "folds": {"n_folds": 3}, "training": {"run": ["lenet", "matchboxnet"]}, "pseudo_label": {"rounds": 2}}
