@@ -61,7 +61,7 @@ def adapt_batch_norm(
     seed: int = 0,
 ) -> int:
     """AdaBN (Li et al., 2016): re-estimate every BatchNorm layer's statistics on the audio about to be
-    predicted (cache ``rows``, then ``extra`` clips), labels unused; returns how many layers it set.
+    predicted (cache ``rows`` and ``extra`` clips), labels unused; returns how many layers it set.
 
     Why: a test set recorded elsewhere shifts the activations' means and scales; normalising them by
     the test audio's own statistics takes that shift out before the classifier sees it. The clips go
