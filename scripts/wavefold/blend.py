@@ -460,6 +460,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
     training label mix, where EM prior correction starts.
     """
+    if settings.choose_by not in CHOICE_METRICS:  # before the cross-validation, not after it
+        raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOICE_METRICS)}")
     rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
@@ -468,14 +470,12 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         cv_oof[method], fitted_without[method] = cross_validated(method, P_oof, y, folds, settings)
         rows.append({"candidate": method, "kind": "blend"})
     candidates = pd.DataFrame(rows)
-    candidates["accuracy"] = [accuracy(cv_oof[c], y) for c in candidates["candidate"]]
-    candidates["balanced_accuracy"] = [balanced_accuracy(cv_oof[c], y) for c in candidates["candidate"]]
+    for metric_name, metric in CHOICE_METRICS.items():  # accuracy, balanced_accuracy: a column each
+        candidates[metric_name] = [metric(cv_oof[c], y) for c in candidates["candidate"]]
     candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
     per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
     candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
-    if settings.choose_by not in CHOICE_METRICS:
-        raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOICE_METRICS)}")
-    if settings.choose_by != "accuracy":
+    if settings.choose_by != "accuracy":  # the choice's per-fold scores in its own metric
         metric = CHOICE_METRICS[settings.choose_by]
         per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metric) for c in candidates["candidate"]}
     if settings.method == "auto":
@@ -532,9 +532,9 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         final_oof = match_label_mix(blend.oof)[0]  # the same rule on the OOF rows: the final CV
         blend.matched_oof_accuracy = accuracy(final_oof, y)
     # The final predictions' own CV row: the chosen candidate with the decision rule the test gets.
-    final_row = {"candidate": "final", "kind": "final", "accuracy": accuracy(final_oof, y),
-                 "balanced_accuracy": balanced_accuracy(final_oof, y), "log_loss": log_loss(final_oof, y),
-                 "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
+    final_row = {"candidate": "final", "kind": "final",
+                 **{metric_name: metric(final_oof, y) for metric_name, metric in CHOICE_METRICS.items()},
+                 "log_loss": log_loss(final_oof, y), "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
                  "chosen": False}  # fmt: skip
     blend.candidates = pd.concat([blend.candidates, pd.DataFrame([final_row])], ignore_index=True)
     return blend
