@@ -74,3 +74,39 @@ def test_band_normalisation_removes_a_recording_devices_eq(kind):
     assert abs(banded[0].std().item() - 1) < 1e-2
     with pytest.raises(ValueError, match="features.normalise"):
         FeatureSettings.from_config({"normalise": "per_band"})
+
+
+def test_pcen_is_librosas_and_follows_a_changing_level():
+    """features.compression: pcen computes what librosa.pcen does (given the same settled start), and,
+    being a gain control per band, takes out a level that changes within the clip (20 dB over the
+    second, a speaker walking toward the microphone), which a log and per-clip normalisation cannot."""
+    import librosa
+    import numpy as np
+    import scipy.signal
+
+    from wavefold import features
+
+    mel = torch.from_numpy(np.random.default_rng(0).gamma(0.5, 1e-4, (3, 40, 101)))
+    scaled = features.PCEN_SCALE * mel.numpy()
+    frames = features.PCEN_SECONDS * 100
+    b = (np.sqrt(1 + 4 * frames**2) - 1) / (2 * frames**2)
+    settled = scipy.signal.lfilter_zi([b], [1, b - 1])[0] * scaled[..., :1]
+    expected = librosa.pcen(scaled, sr=100, hop_length=1, zi=settled)
+    np.testing.assert_allclose(features.pcen(mel, 100.0).numpy(), expected, rtol=1e-9, atol=1e-9)
+
+    generator = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    envelope = torch.exp(-(((t - 0.5) / 0.15) ** 2))
+    wave = 0.3 * envelope * (torch.randn(4, 16000, generator=generator) + 0.3 * torch.sin(2 * torch.pi * 300 * t))
+    wave = wave + 0.01 * torch.randn(4, 16000, generator=generator)
+    walking = wave * 10 ** ((-20 + 20 * t) / 20)
+
+    def change(compression: str) -> float:
+        front = FrontEnd("logmel", FeatureSettings(compression=compression))
+        clean, moved = front(wave), front(walking)
+        return ((clean - moved).pow(2).mean() / clean.pow(2).mean()).item()
+
+    assert change("pcen") < change("log") / 5
+    assert FrontEnd("logmel", FeatureSettings(compression="pcen"))(wave).shape == (4, 1, 40, 101)
+    with pytest.raises(ValueError, match="features.compression"):
+        FeatureSettings.from_config({"compression": "cubic_root"})

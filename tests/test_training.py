@@ -393,3 +393,53 @@ def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(tra
     inference.adapt_batch_norm(adapted, clips, None, device, 256)
     recomputed = to_labels12(inference.predict(adapted, clips, None, device, 256, shifts=shifts), space)
     np.testing.assert_allclose(recomputed, written, atol=1e-5)
+
+
+def test_ema_is_what_the_job_scores_and_keeps_and_leaves_the_training_alone(trained, tmp_path):
+    """training.defaults.ema_decay: the raw weights train exactly as without it (the same training curve
+    as the fixture's job), and the kept model is their moving average: with a decay near 0 it is the
+    raw weights themselves (the fixture's model), with a decay near 1 it stays at the first step's
+    weights (far from them, and scoring worse on the fold)."""
+    import torch
+
+    from wavefold.training import classifier
+
+    job = "results/train/round1/matchboxnet/fold0"
+    plain = classifier.load(trained / job / "model.pt", torch.device("cpu"))[0].state_dict()
+    plain_curve = pd.read_csv(trained / job / "curve.csv")
+    kept = {}
+    for decay in (1e-9, 0.99999):
+        defaults = {**CONFIG["training"]["defaults"], "ema_decay": decay}
+        config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"], "defaults": defaults}}
+        workdir = share_backbone(trained, tmp_path / str(decay))
+        result = snakemake(workdir, f"{job}/oof.csv", config=config)
+        assert result.returncode == 0, output_of(result)[-3000:]
+        log = (workdir / "logs/train/round1/matchboxnet/fold0.log").read_text()
+        assert f"moving average of the weights (ema_decay {decay:g})" in log
+        curve = pd.read_csv(workdir / job / "curve.csv")
+        assert curve["train_loss"].tolist() == pytest.approx(plain_curve["train_loss"].tolist(), abs=1e-6)
+        kept[decay] = (classifier.load(workdir / job / "model.pt", torch.device("cpu"))[0].state_dict(), curve)
+    near_raw, near_start = kept[1e-9][0], kept[0.99999][0]
+    for name, value in plain.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(near_raw[name], value, atol=1e-5, rtol=1e-4)
+    moved = [name for name, value in plain.items() if value.is_floating_point()
+             and not torch.allclose(near_start[name], value, atol=1e-3)]  # fmt: skip
+    assert len(moved) > len(plain) // 2
+    assert kept[0.99999][1]["val_acc"].iloc[-1] < plain_curve["val_acc"].iloc[-1]
+
+
+def test_label_smoothing_makes_the_job_less_sure(trained, tmp_path):
+    """training.defaults.label_smoothing: targets pulled toward the uniform mix make the model's top
+    probability on its fold lower than the same job's without smoothing (6 epochs of lenet: one epoch
+    leaves any model near uniform)."""
+    job = "results/train/round1/lenet/fold0"
+    top = {}
+    for smoothing in (0.0, 0.4):
+        defaults = {**CONFIG["training"]["defaults"], "epochs": 6, "label_smoothing": smoothing}
+        config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": defaults}}
+        workdir = share_backbone(trained, tmp_path / str(smoothing))
+        result = snakemake(workdir, f"{job}/oof.csv", config=config)
+        assert result.returncode == 0, output_of(result)[-3000:]
+        top[smoothing] = pd.read_csv(workdir / job / "oof.csv")[list(LABELS)].max(axis=1).mean()
+    assert top[0.4] < top[0.0] - 0.03, top

@@ -6,6 +6,8 @@ over PCIe) and becomes float and features there, so the CPU never touches a spec
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio
 from torch import nn
@@ -24,7 +26,7 @@ class FrontEnd(nn.Module):
         super().__init__()
         self.kind, self.settings = kind, settings
         win = int(settings.sample_rate * settings.window_ms / 1000)
-        hop = int(settings.sample_rate * settings.hop_ms / 1000)
+        hop = self.hop = int(settings.sample_rate * settings.hop_ms / 1000)
         n_fft = 1 << (win - 1).bit_length()
         mel = dict(n_fft=n_fft, win_length=win, hop_length=hop, f_min=settings.f_min, f_max=settings.f_max,
                    n_mels=settings.n_mels, center=True, power=2.0)  # fmt: skip
@@ -46,10 +48,42 @@ class FrontEnd(nn.Module):
             # Spectrograms in float32 even under autocast: the log of tiny powers needs the range.
             with torch.autocast(device_type=wave.device.type, enabled=False):
                 x = self.transform(wave.float())
-                if self.kind == "logmel":
+                if self.kind == "logmel" and self.settings.compression == "pcen":
+                    x = pcen(x, self.settings.sample_rate / self.hop)
+                elif self.kind == "logmel":
                     x = torch.log(x + 1e-6)
             x = x.unsqueeze(1)
         return normalise(x, self.settings.normalise)
+
+
+#: PCEN's constants: librosa.pcen's defaults (tests/test_models.py checks the two agree).
+PCEN_GAIN, PCEN_BIAS, PCEN_POWER, PCEN_SECONDS, PCEN_EPS = 0.98, 2.0, 0.5, 0.4, 1e-6
+#: librosa's advice for audio in [-1, 1]: scale the power up to the range of 32-bit integers first, so
+#: that the small epsilon does not dominate quiet bands.
+PCEN_SCALE = 2.0**31
+
+
+def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
+    """Per-channel energy normalisation of (batch, bands, frames) mel power, as librosa.pcen computes it.
+
+    Each band is divided by a smoothed copy of itself (a one-pole low-pass over time) raised to
+    PCEN_GAIN, then root-compressed: a per-band automatic gain control that flattens stationary noise
+    and a device's level and response. librosa works on NumPy arrays on the CPU; this is the same on
+    the device, with torchaudio's IIR filter. One difference: the smoother starts settled at the clip's
+    first frame (librosa computes the same given that initial state, ``zi``); librosa's default state
+    is that of an input of 1, which in a 1-s clip leaves a transient over its first ~0.4 s."""
+    import torchaudio.functional as audio_f
+
+    s = PCEN_SCALE * mel_power
+    t = PCEN_SECONDS * frames_per_second
+    b = (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)  # librosa's smoothing coefficient for that time constant
+    a_coeffs = torch.tensor([1.0, b - 1.0], dtype=s.dtype, device=s.device)
+    b_coeffs = torch.tensor([b, 0.0], dtype=s.dtype, device=s.device)
+    first = s[..., :1]
+    # The filter has unit gain at DC: filtering s - first and adding first back starts it settled there.
+    smooth = audio_f.lfilter(s - first, a_coeffs, b_coeffs, clamp=False) + first
+    smooth = torch.exp(-PCEN_GAIN * (math.log(PCEN_EPS) + torch.log1p(smooth / PCEN_EPS)))
+    return (s * smooth + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
 
 
 def normalise(x: torch.Tensor, how: str) -> torch.Tensor:

@@ -96,11 +96,17 @@ def train_fold(
         noise_parts.append(torch.from_numpy(data.extra_noise.astype(np.float32).ravel() / 32768.0).to(device))
     train_noise = torch.cat(noise_parts) if noise_parts else None
 
+    # With ema_decay, the moving average is what is scored, chosen and kept; else the weights themselves.
+    ema = optim.averaged(model, settings)
+    kept = ema.module if ema is not None else model
+
     checkpoint = Checkpoint(paths.checkpoint, identity)
     start_epoch, best, curve, best_state, stale = 0, -1.0, [], None, 0
     state = checkpoint.load(device)
     if state is not None:
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -108,7 +114,7 @@ def train_fold(
             state[k] for k in ("epoch", "best", "curve", "best_state", "stale")
         )
 
-    loss_function = nn.CrossEntropyLoss()
+    loss_function = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     batch_size = settings.batch_size
     for epoch in range(start_epoch, settings.epochs):
         if selection != "last" and settings.patience and stale >= settings.patience:
@@ -156,13 +162,15 @@ def train_fold(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total_loss += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
 
         # The fold's scores are in the curve for reading; they choose the epoch only under "fold".
         val_loss, val_acc = _scores(
-            predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence), val_targets
+            predict(kept, data.clips, data.val_rows, device, batch_size * 2, val_silence), val_targets
         )
         row = {
             "epoch": epoch + 1,
@@ -172,14 +180,14 @@ def train_fold(
             "val_acc": val_acc,
         }
         if selection == "inner":
-            inner = predict(model, data.clips, data.inner_rows, device, batch_size * 2)
+            inner = predict(kept, data.clips, data.inner_rows, device, batch_size * 2)
             row["inner_loss"], row["inner_acc"] = _scores(inner, data.inner_targets)
         row.update(lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
         curve.append(row)
         score = {"inner": row.get("inner_acc"), "fold": val_acc}.get(selection)
         if score is not None and score > best:
             best, stale = score, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
         elif score is not None:
             stale += 1
         log.info(
@@ -202,12 +210,16 @@ def train_fold(
                 "stale": stale,
                 "best_state": best_state,
                 "model": model.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
             }
         )
 
+    if ema is not None:  # from here on, the model is its moving average
+        model.load_state_dict(kept.state_dict())
+        log.info("kept the exponential moving average of the weights (ema_decay %g)", settings.ema_decay)
     if best_state is not None:
         model.load_state_dict(best_state)
         chosen = 1 + max(range(len(curve)), key=lambda i: curve[i]["inner_acc" if selection == "inner" else "val_acc"])

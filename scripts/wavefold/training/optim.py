@@ -37,3 +37,14 @@ def scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_p
     if settings.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def averaged(model: nn.Module, settings: TrainSettings) -> torch.optim.swa_utils.AveragedModel | None:
+    """The exponential moving average of ``model``'s weights and buffers (``ema_decay``; None when 0).
+
+    torch's own AveragedModel: its copy is updated after every optimizer step, BatchNorm statistics
+    included (use_buffers), so the averaged model needs no extra pass to re-estimate them."""
+    if not settings.ema_decay:
+        return None
+    average = torch.optim.swa_utils.get_ema_multi_avg_fn(settings.ema_decay)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=average, use_buffers=True)

@@ -64,6 +64,10 @@ class FeatureSettings:
     # band: each band's mean over the clip removed first (cepstral mean normalisation: a device's EQ
     # drops out), then unit variance | instance: zero mean, unit variance per clip | none
     normalise: Literal["instance", "band", "none"] = "band"
+    # How log-mel front ends compress the mel power: log | pcen (per-channel energy normalisation, Wang
+    # et al. 2017: an automatic gain control per band, with librosa's constants). MFCC and waveform
+    # front ends take the log / nothing whatever this says.
+    compression: Literal["log", "pcen"] = "log"
 
     @classmethod
     def from_config(cls, settings: dict) -> "FeatureSettings":
@@ -134,6 +138,11 @@ class TrainSettings:
         0.0, minimum=0
     )  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
     pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
+    # Cross-entropy against targets smoothed toward the uniform mix by this much (Szegedy et al., 2016): 0 off.
+    label_smoothing: float = bounded(0.0, minimum=0, below=1)
+    # Keep an exponential moving average of the weights (and BatchNorm statistics), updated after every
+    # step with this decay, and score, choose and keep it instead of the raw weights: 0 off.
+    ema_decay: float = bounded(0.0, minimum=0, below=1)
     # AdaBN: BatchNorm statistics re-estimated on the audio being predicted (the validation fold for the
     # out-of-fold probabilities, the test set for the test's), so the two are made alike.
     adapt_batch_norm: bool = False
