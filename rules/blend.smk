@@ -31,6 +31,12 @@ rule blend:
             subcategory="round {round}",
             caption="../report/blend.rst",
         ),
+        shift=report(
+            "results/blend/round{round}/shift.csv",
+            category="2. Blend",
+            subcategory="round {round}",
+            caption="../report/shift.rst",
+        ),
     log:
         "logs/blend/round{round}.log",
     benchmark:

@@ -29,6 +29,13 @@ with rule_step(snakemake, "blend") as log:
     result.weights.to_csv(out.weights, index=False, float_format="%.5f")
     log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
     log.info("weights:\n%s", result.weights.to_string())
+    result.shift.table().to_csv(out.shift, index=False, float_format="%.4f")
+    if result.shift.shifted:
+        log.warning("shift check: %s. The CV overstates the test score. Ranked by %s (blend.choose_by = %s); "
+                    "a test set recorded elsewhere may also want config/shifted-test.yaml (AdaBN, README)",
+                    result.shift.describe(), result.chosen_by, settings.choose_by)  # fmt: skip
+    else:
+        log.info("shift check: %s", result.shift.describe())
     log.info("chosen: %s", result.reason)
     mix = blend.label_mix(result)
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")

@@ -319,7 +319,7 @@ def test_choosing_by_balanced_accuracy_holds_up_on_a_test_mix_unlike_the_oof_row
     skills = (0.8, 1.0)  # weak models, as under a shift: the stacker's lean to unknown costs the most
     P = np.stack([noisy_model(y, rng, s) for s in skills])
     P_test = np.stack([noisy_model(y_test, rng, s) for s in skills])
-    by_accuracy = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings())
+    by_accuracy = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="accuracy"))
     by_balanced = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="balanced_accuracy"))
     assert by_accuracy.chosen == "stacking"  # the failure: CV accuracy rewards the lean
     assert by_balanced.chosen != "stacking" and "balanced_accuracy" in by_balanced.reason
@@ -328,3 +328,54 @@ def test_choosing_by_balanced_accuracy_holds_up_on_a_test_mix_unlike_the_oof_row
     assert blend.accuracy(by_balanced.test, y_test) > blend.accuracy(by_accuracy.test, y_test) + 0.02
     with pytest.raises(blend.BlendError, match="blend.choose_by"):
         blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="f1"))
+
+
+def _unfamiliar_model(y, rng, skill, pull_to_unknown):
+    """Like noisy_model, on audio the model has not met: weaker, and leaning to unknown (on unfamiliar
+    audio, "none of the commands" is what a keyword spotter says)."""
+    logits = rng.normal(0, 1, (len(y), C))
+    logits[np.arange(len(y)), y] += skill
+    logits[:, LABELS.index("unknown")] += pull_to_unknown
+    return blend.scale_temperature(logits, 1.0, logs=True)
+
+
+def test_the_shift_check_tells_an_unfamiliar_test_set_from_another_mix_and_auto_ranks_accordingly():
+    """Two test sets for the same OOF rows (60% unknown): one like the folds' audio but 50% unknown
+    (the default demo), one of audio the models have not met, 20% unknown (the hard shift). The label
+    mix alone differs in the first, so the models agree as often as on the OOF rows, and the stacker's
+    lean to the OOF mix is worth keeping; in the second they disagree far more often, the stacker's
+    lean adds to the models' own pull to unknown, and ranking by balanced accuracy avoids it.
+    auto must do each where it pays: always by accuracy fails the second, always balanced the first."""
+    rng = np.random.default_rng(5)
+    y = _mix(rng, 4000, 0.6)
+    folds = np.arange(len(y)) % 5
+    P = np.stack([noisy_model(y, rng, s) for s in (2.0, 2.5)])
+    y_mix, y_unfamiliar = _mix(rng, 4000, 0.5), _mix(rng, 4000, 0.2)
+    P_mix = np.stack([noisy_model(y_mix, rng, s) for s in (2.0, 2.5)])
+    P_unfamiliar = np.stack([_unfamiliar_model(y_unfamiliar, rng, s, 1.0) for s in (1.0, 1.3)])
+
+    def fit(P_test, choose_by):
+        return blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by=choose_by))
+
+    same = fit(P_mix, "auto")
+    assert not same.shift.shifted and same.shift.ratio == pytest.approx(1.0, abs=0.05)
+    assert same.chosen_by == "accuracy" and same.chosen == "stacking"
+    assert blend.accuracy(same.test, y_mix) > blend.accuracy(fit(P_mix, "balanced_accuracy").test, y_mix) + 0.02
+
+    moved = fit(P_unfamiliar, "auto")
+    assert moved.shift.shifted and moved.shift.ratio > 1.4
+    assert moved.shift.confidence_test < moved.shift.confidence_oof
+    assert moved.chosen_by == "balanced_accuracy" and moved.chosen != "stacking" and "shift check" in moved.reason
+    by_accuracy = fit(P_unfamiliar, "accuracy")
+    assert by_accuracy.chosen == "stacking" and not by_accuracy.reason.endswith("shifted)")
+    assert blend.accuracy(moved.test, y_unfamiliar) > blend.accuracy(by_accuracy.test, y_unfamiliar) + 0.05
+    table = moved.shift.table()
+    assert table.loc[0, "shifted"] and table.loc[0, "ratio"] == pytest.approx(moved.shift.ratio)
+
+
+def test_the_shift_check_needs_two_models():
+    rng = np.random.default_rng(6)
+    y = _mix(rng, 600, 0.6)
+    P = noisy_model(y, rng, 2.0)[None]
+    lone = blend.fit_blend(["a"], P, y, np.arange(len(y)) % 3, P, blend.BlendSettings())
+    assert not lone.shift.shifted and lone.chosen_by == "accuracy" and "needs two models" in lone.shift.describe()

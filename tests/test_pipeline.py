@@ -111,6 +111,29 @@ def test_prior_correction_calibrates_on_oof_then_starts_from_the_oof_mix(pipelin
         assert (mix["em_estimate"] <= mix["trained_under"] * 3 + 1e-4).all()
 
 
+def test_the_shift_check_is_measured_on_the_models_own_tables_and_logged(pipeline):
+    """results/blend/round*/shift.csv is the disagreement of the round's models on the OOF rows and on
+    the test clips, recomputed here from their tables; the blend's log gives the verdict."""
+    from wavefold import blend
+
+    truth = blend.truth_table(pd.read_csv(pipeline / "results/folds/folds.csv"),
+                              pd.read_csv(pipeline / "results/folds/silence.csv"))  # fmt: skip
+    fnames = pd.read_csv(pipeline / "results/index/test.csv")["fname"]
+    for round_ in (1, 2):
+        models = ("lenet", "matchboxnet")
+        oof = [pd.concat(map(pd.read_csv, sorted(pipeline.glob(f"results/train/round{round_}/{m}/fold*/oof.csv"))))
+               .set_index("id").loc[truth.index, list(LABELS)].to_numpy() for m in models]  # fmt: skip
+        test = [pd.read_csv(pipeline / f"results/predict/round{round_}/{m}.csv").set_index("fname")
+                .loc[fnames, list(LABELS)].to_numpy() for m in models]  # fmt: skip
+        expected = blend.shift_check(np.stack(oof), np.stack(test), 1.25)
+        written = pd.read_csv(pipeline / f"results/blend/round{round_}/shift.csv").iloc[0]
+        assert written["disagreement_oof"] == pytest.approx(expected.disagreement_oof, abs=1e-4)
+        assert written["disagreement_test"] == pytest.approx(expected.disagreement_test, abs=1e-4)
+        assert written["ratio"] == pytest.approx(expected.ratio, abs=1e-3) and written["shifted"] == expected.shifted
+        log = (pipeline / f"logs/blend/round{round_}.log").read_text()
+        assert ("looks SHIFTED" in log) == expected.shifted and f"{expected.ratio:.2f}x" in log
+
+
 def test_cv_and_hidden_score_side_by_side(pipeline):
     table = pd.read_csv(pipeline / "results/submission/local_scores.csv")
     # Each round: two models, four blends and the final predictions (the chosen blend after EM).

@@ -21,6 +21,10 @@ stacker) is chosen over a simpler one only if its CV gain exceeds the fold-to-fo
 standard error of the paired per-fold accuracy differences, times ``choice_noise_se`` (the
 one-standard-error rule). A stacker that wins CV by 0.4 points on 3 folds has learned the OOF label
 mix as much as anything; under a shifted test set the plain mean holds up better.
+It ranks by accuracy on the OOF rows, or by balanced accuracy (``choose_by``); by default (``auto``)
+by balanced accuracy only where a label-free shift check (:func:`shift_check`: do the models disagree
+far more often on the test clips than on the OOF rows?) finds the test set shifted, because a lead
+won from the OOF rows' label mix is worth something on a test set like them and costs under a shift.
 Optionally the test probabilities are corrected toward the test set's class prior, re-estimated
 by EM (Saerens, Latinne & Decaestecker, 2002): the real test set is ~53% unknown, train far less.
 EM is bounded: no class's estimate moves further than ``em_max_ratio`` times (or 1/that) from where it
@@ -43,7 +47,7 @@ so that no fold's labels reach its own validation through the pseudo-labels.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -77,9 +81,13 @@ class BlendSettings:
     em_start: str = "calibrated"
     accuracy_iterations: int = 40
     choice_noise_se: float = 1.0  # auto: a more fitted candidate must beat a simpler one by this many SEs
-    # What auto ranks the candidates by: accuracy (the competition's metric, on the training mix) or
-    # balanced_accuracy (the mean recall per class: blind to the class mix, for a test mix unlike training's).
-    choose_by: str = "accuracy"
+    # What auto ranks the candidates by: accuracy (the competition's metric, on the training mix),
+    # balanced_accuracy (the mean recall per class: blind to the class mix, for a test mix unlike
+    # training's), or auto: balanced_accuracy where the shift check finds the test set shifted, else accuracy.
+    choose_by: str = "auto"
+    # The shift check: the test set counts as shifted when the models disagree on its clips this many
+    # times as often as on the OOF rows (see shift_check).
+    shift_ratio: float = 1.25
     # Label the test clips so that each label's share is the share the blend's own probabilities give
     # it (their mean), instead of taking each clip's argmax: see match_label_mix (off: config.yaml says why).
     match_mix: bool = False
@@ -147,8 +155,60 @@ def balanced_accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
 
 
-#: What ``auto`` ranks the candidates by (``blend.choose_by``).
+#: What ``auto`` ranks the candidates by (``blend.choose_by``; ``auto`` picks one by the shift check).
 CHOICE_METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy}
+CHOOSE_BY = (*CHOICE_METRICS, "auto")
+
+
+@dataclass(frozen=True)
+class ShiftCheck:
+    """Does the test audio look like the OOF rows to the models? Measured without labels.
+
+    Models that agree on held-out audio like their training's and disagree far more often on the test
+    audio are meeting something the folds never showed them: their disagreement tracks their error
+    (Jiang et al., 2022, "Assessing generalization of SGD via disagreement"), so the CV overstates the
+    test score, and a choice that rests on the OOF rows' own label mix (a stacker's intercepts) does not
+    carry over. Measured on the demos: 0.8-1.0x on the default (mild) demo, 1.4-2.0x under the hard
+    shift (docs/figures.md)."""
+
+    disagreement_oof: float  # share of OOF rows on which two models' labels differ (mean over pairs)
+    disagreement_test: float  # the same on the test clips
+    confidence_oof: float  # the mean of the models' top probability on the OOF rows
+    confidence_test: float  # ... on the test clips
+    threshold: float  # blend.shift_ratio
+
+    @property
+    def ratio(self) -> float:
+        return self.disagreement_test / self.disagreement_oof if self.disagreement_oof > 0 else float("nan")
+
+    @property
+    def shifted(self) -> bool:
+        return bool(self.ratio >= self.threshold)  # NaN (one model, or models that never disagree): no
+
+    def describe(self) -> str:
+        if np.isnan(self.ratio):
+            return "no shift check: it needs two models that disagree on some OOF rows"
+        verdict = "the test set looks SHIFTED from training" if self.shifted else "no shift seen"
+        return (f"{verdict}: the models disagree on {self.disagreement_test:.1%} of the test clips against "
+                f"{self.disagreement_oof:.1%} of the OOF rows ({self.ratio:.2f}x; shifted from "
+                f"blend.shift_ratio = {self.threshold:g}x); mean top probability {self.confidence_test:.3f} on "
+                f"the test against {self.confidence_oof:.3f} on the OOF rows")  # fmt: skip
+
+    def table(self) -> pd.DataFrame:
+        row = {**asdict(self), "ratio": self.ratio, "shifted": self.shifted}
+        return pd.DataFrame([row])
+
+
+def _disagreement(P: np.ndarray) -> float:
+    labels = P.argmax(-1)
+    pairs = [(i, j) for i in range(len(P)) for j in range(i + 1, len(P))]
+    return float(np.mean([(labels[i] != labels[j]).mean() for i, j in pairs])) if pairs else float("nan")
+
+
+def shift_check(P_oof: np.ndarray, P_test: np.ndarray, threshold: float) -> ShiftCheck:
+    """:class:`ShiftCheck` of the models' OOF (models, rows, classes) and test (models, clips, classes) tables."""
+    return ShiftCheck(_disagreement(P_oof), _disagreement(P_test), float(P_oof.max(-1).mean()),
+                      float(P_test.max(-1).mean()), threshold)  # fmt: skip
 
 
 # ---------------------------------------------------------------- combiners -------------------------------
@@ -305,6 +365,8 @@ class Blend:
     oof: np.ndarray
     test: np.ndarray
     reason: str = ""  # why ``chosen`` was chosen
+    shift: ShiftCheck | None = None  # the shift check of the models' OOF and test tables
+    chosen_by: str = "accuracy"  # the metric auto ranked by (blend.choose_by, or the shift check's pick)
     test_prior: np.ndarray | None = None  # EM's estimate of the test set's label mix
     em_unbounded: np.ndarray | None = None  # EM's estimate without the bound, for the log and the report
     reference_prior: np.ndarray | None = None  # the mix the blended probabilities were made under
@@ -460,8 +522,12 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
     training label mix, where EM prior correction starts.
     """
-    if settings.choose_by not in CHOICE_METRICS:  # before the cross-validation, not after it
-        raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOICE_METRICS)}")
+    if settings.choose_by not in CHOOSE_BY:  # before the cross-validation, not after it
+        raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOOSE_BY)}")
+    shift = shift_check(P_oof, P_test, settings.shift_ratio)
+    chosen_by = settings.choose_by
+    if chosen_by == "auto":
+        chosen_by = "balanced_accuracy" if shift.shifted else "accuracy"
     rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
@@ -475,11 +541,13 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
     per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
     candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
-    if settings.choose_by != "accuracy":  # the choice's per-fold scores in its own metric
-        metric = CHOICE_METRICS[settings.choose_by]
+    if chosen_by != "accuracy":  # the choice's per-fold scores in its own metric
+        metric = CHOICE_METRICS[chosen_by]
         per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metric) for c in candidates["candidate"]}
     if settings.method == "auto":
-        chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se, settings.choose_by)
+        chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se, chosen_by)
+        if settings.choose_by == "auto" and shift.shifted:
+            reason += " (ranked by balanced accuracy: the shift check finds the test set shifted)"
     elif settings.method in cv_oof:
         chosen, reason = settings.method, f"{settings.method}: set by blend.method"
     else:
@@ -497,7 +565,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     for method, state in states.items():
         candidate_tests[method] = apply_method(method, state, _scaled(P_test, temperatures))
     test = candidate_tests[chosen]
-    blend = Blend(chosen, candidates, weights, cv_oof[chosen], test, reason=reason, candidate_tests=candidate_tests)
+    blend = Blend(chosen, candidates, weights, cv_oof[chosen], test, reason=reason, shift=shift, chosen_by=chosen_by,
+                  candidate_tests=candidate_tests)  # fmt: skip
     for fold, P_fold in (P_fold_tests or {}).items():
         if chosen in names:
             blend.fold_tests[fold] = P_fold[names.index(chosen)]
