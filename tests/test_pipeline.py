@@ -183,6 +183,9 @@ def test_every_training_job_and_blend_is_in_the_mlflow_store(pipeline):
                 assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == "1"
                 history = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
                 assert history == pytest.approx(pd.read_csv(folder / "curve.csv")["val_loss"].tolist())
+    for round_ in (1, 2):  # each round's blend run holds its shift check
+        check = pd.read_csv(pipeline / f"results/blend/round{round_}/shift.csv").iloc[0]
+        assert stored[f"round{round_}/blend"].data.metrics["shift.ratio"] == pytest.approx(check["ratio"])
     workflow = stored[runs.loc[runs["kind"] == "workflow", "name"].item()]
     hidden = pd.read_csv(pipeline / "results/submission/local_scores.csv")
     final = hidden[(hidden["round"] == 2) & hidden["predictions"].str.startswith("final")]["hidden"].item()

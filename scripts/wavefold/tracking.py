@@ -192,6 +192,11 @@ def log_workflow(store: Store, name: str, jobs: list[TrainingJob], candidates: d
         rows.append({"run_id": run_id, "name": run_name, "kind": "training"})
     for round_, path in sorted(candidates.items()):
         metrics, round_chosen = blend_summary(pd.read_csv(path))
+        shift = Path(path).with_name("shift.csv")  # written by the same blend job
+        if shift.exists():
+            check = pd.read_csv(shift).iloc[0]
+            metrics.update({f"shift.{k}": float(check[k]) for k in ("disagreement_oof", "disagreement_test", "ratio")
+                            if not math.isnan(check[k])})  # fmt: skip
         run_name = f"round{round_}/blend"
         blend_tags = {**tags, "wavefold.round": str(round_), "wavefold.chosen": round_chosen}
         run_id = store.run(run_name, blend_tags, flatten(config.get("blend", {})), metrics, None, parent, now)
