@@ -373,6 +373,21 @@ def test_the_shift_check_tells_an_unfamiliar_test_set_from_another_mix_and_auto_
     assert table.loc[0, "shifted"] and table.loc[0, "ratio"] == pytest.approx(moved.shift.ratio)
 
 
+def test_the_shift_check_does_not_judge_models_that_disagree_on_most_oof_rows():
+    """Models near chance (a first epoch) disagree on most rows anywhere: their ratio says nothing."""
+    rng = np.random.default_rng(7)
+    y = _mix(rng, 2000, 0.6)
+    P = np.stack([noisy_model(y, rng, s) for s in (1.5, 2.0)])
+    P_test = P[:, :, ::-1].copy()  # the test: every clip's scores on another label, each model its own
+    P_test[0] = np.roll(P_test[0], 1, axis=1)
+    check = blend.shift_check(P, P_test, 1.25)
+    assert 0.6 < check.disagreement_oof and check.ratio > 1.25  # as the tiny demo's first epoch made them
+    assert not check.conclusive and not check.shifted and "inconclusive" in check.describe()
+    assert (
+        blend.fit_blend(["a", "b"], P, y, np.arange(len(y)) % 3, P_test, blend.BlendSettings()).chosen_by == "accuracy"
+    )
+
+
 def test_the_shift_check_needs_two_models():
     rng = np.random.default_rng(6)
     y = _mix(rng, 600, 0.6)

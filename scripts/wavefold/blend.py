@@ -160,6 +160,10 @@ CHOICE_METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy}
 CHOOSE_BY = (*CHOICE_METRICS, "auto")
 
 
+#: The shift check judges only models that agree on at least half the OOF rows (ShiftCheck.conclusive).
+MAX_OOF_DISAGREEMENT = 0.5
+
+
 @dataclass(frozen=True)
 class ShiftCheck:
     """Does the test audio look like the OOF rows to the models? Measured without labels.
@@ -182,12 +186,22 @@ class ShiftCheck:
         return self.disagreement_test / self.disagreement_oof if self.disagreement_oof > 0 else float("nan")
 
     @property
+    def conclusive(self) -> bool:
+        """Disagreement stands for error only between models that are mostly right: models that already
+        disagree on most OOF rows (a first epoch, near chance) tell nothing by disagreeing on the test."""
+        return bool(0 < self.disagreement_oof <= MAX_OOF_DISAGREEMENT)
+
+    @property
     def shifted(self) -> bool:
-        return bool(self.ratio >= self.threshold)  # NaN (one model, or models that never disagree): no
+        return self.conclusive and bool(self.ratio >= self.threshold)
 
     def describe(self) -> str:
         if np.isnan(self.ratio):
             return "no shift check: it needs two models that disagree on some OOF rows"
+        if not self.conclusive:
+            return (f"shift check inconclusive: the models disagree on {self.disagreement_oof:.1%} of the OOF rows "
+                    f"already (more than {MAX_OOF_DISAGREEMENT:.0%}): too unsure for their disagreement on the "
+                    f"test clips ({self.disagreement_test:.1%}, {self.ratio:.2f}x) to tell a shift")  # fmt: skip
         verdict = "the test set looks SHIFTED from training" if self.shifted else "no shift seen"
         return (f"{verdict}: the models disagree on {self.disagreement_test:.1%} of the test clips against "
                 f"{self.disagreement_oof:.1%} of the OOF rows ({self.ratio:.2f}x; shifted from "
@@ -195,7 +209,7 @@ class ShiftCheck:
                 f"the test against {self.confidence_oof:.3f} on the OOF rows")  # fmt: skip
 
     def table(self) -> pd.DataFrame:
-        row = {**asdict(self), "ratio": self.ratio, "shifted": self.shifted}
+        row = {**asdict(self), "ratio": self.ratio, "conclusive": self.conclusive, "shifted": self.shifted}
         return pd.DataFrame([row])
 
 
