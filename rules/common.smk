@@ -105,8 +105,8 @@ def settings_problems():
         ("training.defaults", TRAINING["defaults"]),
         *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
     ]:
-        for key in {"pseudo_share", "pseudo_noise"} & set(entry):
-            problems.append(f"{path}.{key}: set by pseudo_label.share and pseudo_label.silence_as_noise, not here")
+        for key in {"pseudo_share", "pseudo_noise", "pseudo_soft"} & set(entry):
+            problems.append(f"{path}.{key}: set by pseudo_label.share, .silence_as_noise and .soft, not here")
     unknown = [name for name in MODELS if name not in TRAINING["models"]]
     if unknown:
         problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
@@ -131,7 +131,9 @@ def get_model_settings(wildcards):
     rounds > 1 only, so changing it leaves round 1 alone."""
     settings = _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
     if int(wildcards.round) > 1:
-        settings.update(pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"])
+        settings.update(
+            pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"], pseudo_soft=PSEUDO["soft"]
+        )
     return resolved(settings)  # every default filled in: a changed default re-trains too
 
 

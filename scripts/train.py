@@ -47,12 +47,14 @@ with rule_step(snakemake, "train") as log, DeviceLease():
         train_settings.pseudo_noise,
         inner_share,
         seed,
+        pseudo_soft=train_settings.pseudo_soft,
     )
     if pseudo is not None:
         log.info(
-            "%d pseudo-labelled test clips available, %.0f%% of the labelled clips per epoch",
+            "%d pseudo-labelled test clips available, %.0f%% of the labelled clips per epoch; %s targets",
             len(fold_data.pseudo_rows),
             100 * train_settings.pseudo_share,
+            "soft (the blend's probabilities)" if fold_data.pseudo_probabilities is not None else "hard (its label)",
         )
     shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
     # What this job is: a checkpoint of anything else (other code, data or settings) is never resumed.

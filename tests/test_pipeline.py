@@ -4,6 +4,7 @@ stand-in server), and the reproduce-from-scratch check."""
 
 import io
 import json
+import re
 import shutil
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, finished_run, output_of, snakemake
+from conftest import REPO, copy_tree, finished_run, output_of, snakemake
 from kaggle_stub import KaggleStub
 from wavefold import submission
 from wavefold.labels import LABELS
@@ -59,6 +60,23 @@ def test_round_two_trains_on_pseudo_labelled_test_clips_only_on_the_training_sid
     summary = pd.read_csv(pipeline / "results/pseudo/round1/summary.csv")
     per_class = summary[summary["label"] != "all"]
     assert (per_class["taken"] <= per_class["cap"]).all() and set(summary["fold"]) == {0, 1}
+
+
+def test_soft_pseudo_labels_retrain_round_two_only_and_carry_the_blends_probabilities(pipeline, tmp_path):
+    """pseudo_label.soft on a copy of the finished run: the pseudo-label tables hold the fold blend's
+    probabilities, round 2's jobs re-train with soft targets (and learn something else), round 1 stays."""
+    fold0 = pd.read_csv(pipeline / "results/pseudo/round1/fold0.csv")
+    written = pd.read_csv(pipeline / "results/blend/round1/test_fold0.csv")
+    np.testing.assert_allclose(fold0[list(LABELS)], written.loc[fold0["row"], list(LABELS)], atol=1e-5)
+    workdir = copy_tree(pipeline, tmp_path / "soft")
+    job = "results/train/round2/lenet/fold0"
+    soft = {**CONFIG, "pseudo_label": {**CONFIG["pseudo_label"], "soft": True}}
+    result = snakemake(workdir, f"{job}/oof.csv", config=soft)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    ran = re.findall(r"rule (\w+):", output_of(result))
+    assert ran == ["train"], ran  # the one round-2 job asked for; nothing of round 1
+    assert "soft (the blend's probabilities) targets" in (workdir / "logs/train/round2/lenet/fold0.log").read_text()
+    assert not pd.read_csv(workdir / job / "oof.csv").equals(pd.read_csv(pipeline / job / "oof.csv"))
 
 
 def test_round_two_pseudo_labels_of_a_fold_come_from_predictions_that_never_saw_it(pipeline):

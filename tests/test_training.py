@@ -146,6 +146,38 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     assert data.fingerprint() != load_fold(*parts, "labels12").fingerprint()
 
 
+def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(trained):
+    """pseudo_label.soft: in an epoch's batches, each pseudo-labelled clip's target is the blend's
+    probabilities for that very clip (each clip has its own here), every labelled clip's is one-hot."""
+    clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
+    test_clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
+    parts = (clips, np.load(trained / "results/cache/noise.npy"), pd.read_csv(trained / "results/folds/folds.csv"),
+             pd.read_csv(trained / "results/folds/silence.csv"),
+             pd.read_csv(trained / "results/folds/noise_segments.csv"), 0)  # fmt: skip
+    rows = np.array([20, 3, 11, 7])  # not in order: the lookup must go by row
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(12), len(rows))
+    pseudo = pd.DataFrame({"row": rows, "label": np.array(LABELS)[probabilities.argmax(1)]})
+    pseudo[list(LABELS)] = probabilities
+    data = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
+    settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.1)
+    source, _, target = epoch_plan(data, settings, np.random.default_rng(0))
+    targets = data.batch_targets(source, target)
+    offset = len(clips) + len(data.variants)
+    from_test = source >= offset
+    assert from_test.sum() == len(rows)
+    for k in np.flatnonzero(from_test):
+        expected = probabilities[list(rows).index(source[k] - offset)]
+        np.testing.assert_allclose(targets[k], expected, rtol=1e-6)
+    np.testing.assert_array_equal(targets[~from_test], np.eye(12)[target[~from_test]])
+    hard = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo)
+    np.testing.assert_array_equal(hard.batch_targets(source, target), np.eye(12)[target])
+    assert hard.fingerprint() != data.fingerprint()  # a checkpoint of the hard job is not resumed
+    words = load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
+    assert words.pseudo_probabilities is None  # the 12 labels' probabilities do not name a word
+    with pytest.raises(ValueError, match="probability columns"):
+        load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo[["row", "label"]], pseudo_soft=True)
+
+
 def test_pseudo_labels_leaning_to_one_class_are_drawn_in_the_labelled_mix():
     """Under a shift 95% of the pseudo-labels say 'unknown': drawn uniformly they would make over a quarter of
     a balanced epoch unknown and teach round 2 to say it more. Drawn in the labelled mix, they don't."""

@@ -32,7 +32,8 @@ class PseudoSettings:
 
 def select(blend: pd.DataFrame, models: dict[str, pd.DataFrame], test_index: pd.DataFrame,
            labelled_counts: pd.Series, settings: PseudoSettings) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """The pseudo-labelled clips (fname, row in the test cache, label, confidence) and a per-class summary."""
+    """The pseudo-labelled clips (fname, row in the test cache, label, confidence, and the blend's
+    probability of every label: the soft targets of ``pseudo_label.soft``) and a per-class summary."""
     if not blend["fname"].equals(test_index["fname"]):
         raise ValueError("the blend's test clips are not in the order of the test index; re-run blend")
     probabilities = blend[list(LABELS)].to_numpy()
@@ -40,6 +41,7 @@ def select(blend: pd.DataFrame, models: dict[str, pd.DataFrame], test_index: pd.
     confidence = probabilities.max(1)
     candidates = pd.DataFrame({"fname": blend["fname"], "row": np.arange(len(blend)),
                                "label": np.array(LABELS)[predicted], "confidence": confidence})  # fmt: skip
+    candidates[list(LABELS)] = probabilities
     usable = test_index["usable"].astype(bool).to_numpy()
     confident = confidence >= settings.threshold
     agree = np.ones(len(blend), bool)

@@ -50,6 +50,8 @@ class FoldData:
     pseudo_clips: np.ndarray | None = None  # the memory-mapped test cache; plans address it after the variants
     pseudo_rows: np.ndarray = field(default_factory=_empty)  # test-cache rows of pseudo-labelled clips
     pseudo_targets: np.ndarray = field(default_factory=_empty)
+    # (len(pseudo_rows), classes): with soft pseudo-labels, the blend's probabilities each clip trains toward
+    pseudo_probabilities: np.ndarray | None = None
     extra_noise: np.ndarray | None = None  # (k, samples) int16: pseudo-labelled silence, mixed in as noise
 
     def fingerprint(self) -> str:
@@ -67,7 +69,22 @@ class FoldData:
         )
         for part in parts:
             digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+        if self.pseudo_probabilities is not None:
+            digest.update(np.ascontiguousarray(self.pseudo_probabilities, dtype=np.float32).tobytes())
         return digest.hexdigest()[:16]
+
+    def batch_targets(self, source: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(batch, classes) float32 targets of an epoch plan's examples: one-hot of ``labels``, except
+        the pseudo-labelled clips of soft pseudo-labels, which get the blend's probabilities."""
+        targets = np.eye(len(self.label_space), dtype=np.float32)[labels]
+        if self.pseudo_probabilities is not None:
+            offset = len(self.clips) + len(self.variants)
+            pseudo = source >= offset
+            if pseudo.any():
+                order = np.argsort(self.pseudo_rows, kind="stable")
+                where = order[np.searchsorted(self.pseudo_rows, source[pseudo] - offset, sorter=order)]
+                targets[pseudo] = self.pseudo_probabilities[where]
+        return targets
 
 
 def inner_speakers(speakers: pd.Series, share: float, seed: int) -> set:
@@ -93,11 +110,13 @@ def load_fold(
     pseudo_noise: bool = False,
     inner_share: float = 0.0,
     seed: int = 0,
+    pseudo_soft: bool = False,
 ) -> FoldData:
     """One fold's data. Offline variants (and their source rows) and pseudo-labelled test clips
     (``pseudo``: test-cache row and 12-class label) are optional; both only ever train. With
     ``inner_share``, that share of the training side's speakers is held out of training as an
-    inner validation split (for choosing the epoch without looking at the fold)."""
+    inner validation split (for choosing the epoch without looking at the fold). ``pseudo_soft``: the
+    pseudo-labelled clips train toward the probabilities in ``pseudo`` (labels12 models only)."""
     classes = LABEL_SPACES[label_space]
     index = {name: i for i, name in enumerate(classes)}
     key = folds["word"] if label_space == "words31" else folds["label"]
@@ -119,7 +138,7 @@ def load_fold(
         variants, variant_sources = np.zeros((0, clips.shape[1]), np.int16), _empty()
     # A variant belongs to its source clip's fold (and inner split): only training-side variants are drawn.
     variant_index = np.flatnonzero(is_train[variant_sources]) if len(variant_sources) else _empty()
-    pseudo_rows, pseudo_targets, extra_noise = _empty(), _empty(), None
+    pseudo_rows, pseudo_targets, extra_noise, pseudo_probabilities = _empty(), _empty(), None, None
     if pseudo is not None and len(pseudo):
         # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
         usable = pseudo["label"].isin(classes)
@@ -131,6 +150,16 @@ def load_fold(
             )
         pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
         pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
+        if pseudo_soft and label_space != "labels12":
+            log.info("pseudo-labels: hard labels for this %s model: the blend's 12 labels do not say which "
+                     "word an unknown clip is (pseudo_label.soft applies to labels12 models)", label_space)  # fmt: skip
+        elif pseudo_soft:
+            missing = set(LABELS) - set(pseudo.columns)
+            if missing:
+                raise ValueError(f"pseudo-labels without the probability columns {sorted(missing)}: made by an "
+                                 "older pseudo_label step; re-run it (snakemake --forcerun pseudo_label)")  # fmt: skip
+            values = pseudo.loc[usable, list(LABELS)].to_numpy(np.float64)
+            pseudo_probabilities = (values / values.sum(1, keepdims=True)).astype(np.float32)
         if pseudo_noise:
             silent = np.sort(pseudo.loc[pseudo["label"] == "silence", "row"].to_numpy())
             extra_noise = np.asarray(test_clips[silent]) if len(silent) else None
@@ -154,6 +183,7 @@ def load_fold(
         pseudo_clips=test_clips,
         pseudo_rows=pseudo_rows,
         pseudo_targets=pseudo_targets,
+        pseudo_probabilities=pseudo_probabilities,
         extra_noise=extra_noise,
     )
 

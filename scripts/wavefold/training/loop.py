@@ -147,9 +147,11 @@ def train_fold(
         prefetched = Prefetcher(make_batch, batches, pin=cuda)
         for i, batch in enumerate(tqdm(prefetched, total=batches, desc=f"epoch {epoch + 1}", mininterval=10)):
             wave = int16_to_float(batch.to(device, non_blocking=True))
-            labels = torch.from_numpy(target[i * batch_size : (i + 1) * batch_size]).to(device)
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            labels = torch.from_numpy(target[part]).to(device)
             wave = augment_waveforms(wave, train_noise, augment_settings, model.front.settings.sample_rate, generator)
-            onehot = nn.functional.one_hot(labels, n_classes).float()
+            # One-hot, or the blend's probabilities for soft pseudo-labelled clips.
+            onehot = torch.from_numpy(data.batch_targets(source[part], target[part])).to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=cuda):
                 features = spec_augment(model.front(wave), augment_settings, generator)
                 features, soft_targets = mixup(features, onehot, augment_settings.mixup_alpha, generator)

@@ -138,6 +138,7 @@ class TrainSettings:
         0.0, minimum=0
     )  # pseudo-labelled test clips per epoch, share of the labelled (rounds > 1)
     pseudo_noise: bool = False  # pseudo-labelled silence clips also join the background noise for mixing
+    pseudo_soft: bool = False  # pseudo-labelled clips train toward the blend's probabilities, not its label
     # Cross-entropy against targets smoothed toward the uniform mix by this much (Szegedy et al., 2016): 0 off.
     label_smoothing: float = bounded(0.0, minimum=0, below=1)
     # Keep an exponential moving average of the weights (and BatchNorm statistics), updated after every
