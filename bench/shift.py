@@ -8,7 +8,8 @@ Runs the real snakemake with the repository's defaults (config/config.yaml) on t
 
 1. every round's models, blends and final predictions: CV, the hidden solution's score, their gap,
    and the ratio to the run's best single model (by the hidden score);
-2. the submission's label mix next to the truth's (and EM's estimate, when prior correction is on).
+2. the submission's label mix next to the truth's (and EM's estimate, when prior correction is on);
+3. the final submissions of all runs side by side, with the final round's shift check (labels unused).
 
 Each ``--variant`` is an ablation row: a copy of the baseline run (its .snakemake metadata too, so
 Snakemake re-runs only what the variant's settings change) run again with extra ``--config``
@@ -74,8 +75,18 @@ def summary_row(name: str, workdir: Path, minutes: float | None) -> dict:
         "best single hidden": singles["hidden"].max(),
         "best round-1 blend hidden": round1_blends["hidden"].max(),
         "unknown: submitted / truth": f"{mix.loc['unknown', 'submission']:.3f} / {mix.loc['unknown', 'truth']:.3f}",
+        "shift check": shift_check(workdir, final_round),
         "minutes": minutes,
     }
+
+
+def shift_check(workdir: Path, round_: int) -> str:
+    """The final round's label-free shift check (results/blend/round<r>/shift.csv): its ratio and verdict."""
+    path = workdir / f"results/blend/round{round_}/shift.csv"
+    if not path.exists():  # a run made before the check existed
+        return "-"
+    check = pd.read_csv(path).iloc[0]
+    return f"{check['ratio']:.2f}x {'shifted' if check['shifted'] else 'no shift'}"
 
 
 def show(name: str, workdir: Path) -> None:
