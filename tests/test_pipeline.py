@@ -62,13 +62,18 @@ def test_round_two_trains_on_pseudo_labelled_test_clips_only_on_the_training_sid
     assert (per_class["taken"] <= per_class["cap"]).all() and set(summary["fold"]) == {0, 1}
 
 
-def test_soft_pseudo_labels_retrain_round_two_only_and_carry_the_blends_probabilities(pipeline, tmp_path):
-    """pseudo_label.soft on a copy of the finished run: the pseudo-label tables hold the fold blend's
-    probabilities, round 2's jobs re-train with soft targets (and learn something else), round 1 stays."""
+def test_soft_pseudo_labels_train_round_two_toward_the_tables_probabilities(pipeline, tmp_path):
+    """The pseudo-label tables hold the fold blend's probabilities. With pseudo_label.soft, round 2's
+    jobs train toward them: on a copy of the run whose fold-0 table keeps its labels but has its
+    probabilities flattened (this run's EM makes them one-hot, where soft and hard would agree), the
+    soft job learns something else than the hard job did from the same labels; round 1 stays."""
     fold0 = pd.read_csv(pipeline / "results/pseudo/round1/fold0.csv")
     written = pd.read_csv(pipeline / "results/blend/round1/test_fold0.csv")
     np.testing.assert_allclose(fold0[list(LABELS)], written.loc[fold0["row"], list(LABELS)], atol=1e-5)
     workdir = copy_tree(pipeline, tmp_path / "soft")
+    flattened = fold0.copy()
+    flattened[list(LABELS)] = 0.5 * fold0[list(LABELS)].to_numpy() + 0.5 / len(LABELS)
+    flattened.to_csv(workdir / "results/pseudo/round1/fold0.csv", index=False)
     job = "results/train/round2/lenet/fold0"
     soft = {**CONFIG, "pseudo_label": {**CONFIG["pseudo_label"], "soft": True}}
     result = snakemake(workdir, f"{job}/oof.csv", config=soft)

@@ -68,7 +68,8 @@ def test_config_yaml_shows_the_dataclass_defaults():
     for key, value in shown.items():
         assert defaults[key] == value, key
     not_shown = set(defaults) - set(shown) - {"features", "augment"}
-    assert not_shown == {"architecture", "params", "pseudo_share", "pseudo_noise"}  # per model, or set by pseudo_label
+    # Set per model, or by the pseudo_label section:
+    assert not_shown == {"architecture", "params", "pseudo_share", "pseudo_noise", "pseudo_soft"}
 
 
 def test_checks_name_every_problem():
