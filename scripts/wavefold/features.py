@@ -72,8 +72,6 @@ def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
     the device, with torchaudio's IIR filter. One difference: the smoother starts settled at the clip's
     first frame (librosa computes the same given that initial state, ``zi``); librosa's default state
     is that of an input of 1, which in a 1-s clip leaves a transient over its first ~0.4 s."""
-    import torchaudio.functional as audio_f
-
     s = PCEN_SCALE * mel_power
     t = PCEN_SECONDS * frames_per_second
     b = (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)  # librosa's smoothing coefficient for that time constant
@@ -81,7 +79,7 @@ def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
     b_coeffs = torch.tensor([b, 0.0], dtype=s.dtype, device=s.device)
     first = s[..., :1]
     # The filter has unit gain at DC: filtering s - first and adding first back starts it settled there.
-    smooth = audio_f.lfilter(s - first, a_coeffs, b_coeffs, clamp=False) + first
+    smooth = torchaudio.functional.lfilter(s - first, a_coeffs, b_coeffs, clamp=False) + first
     smooth = torch.exp(-PCEN_GAIN * (math.log(PCEN_EPS) + torch.log1p(smooth / PCEN_EPS)))
     return (s * smooth + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -81,10 +82,15 @@ class FoldData:
             offset = len(self.clips) + len(self.variants)
             pseudo = source >= offset
             if pseudo.any():
-                order = np.argsort(self.pseudo_rows, kind="stable")
+                order = self._pseudo_order
                 where = order[np.searchsorted(self.pseudo_rows, source[pseudo] - offset, sorter=order)]
                 targets[pseudo] = self.pseudo_probabilities[where]
         return targets
+
+    @cached_property
+    def _pseudo_order(self) -> np.ndarray:
+        """The order that sorts ``pseudo_rows``: computed once, not at every training step."""
+        return np.argsort(self.pseudo_rows, kind="stable")
 
 
 def inner_speakers(speakers: pd.Series, share: float, seed: int) -> set:

@@ -150,8 +150,9 @@ def train_fold(
             part = slice(i * batch_size, (i + 1) * batch_size)
             labels = torch.from_numpy(target[part]).to(device)
             wave = augment_waveforms(wave, train_noise, augment_settings, model.front.settings.sample_rate, generator)
-            # One-hot, or the blend's probabilities for soft pseudo-labelled clips.
-            onehot = torch.from_numpy(data.batch_targets(source[part], target[part])).to(device, non_blocking=True)
+            onehot = nn.functional.one_hot(labels, n_classes).float()
+            if data.pseudo_probabilities is not None:  # soft pseudo-labels: those clips get the blend's probabilities
+                onehot = torch.from_numpy(data.batch_targets(source[part], target[part])).to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=cuda):
                 features = spec_augment(model.front(wave), augment_settings, generator)
                 features, soft_targets = mixup(features, onehot, augment_settings.mixup_alpha, generator)
