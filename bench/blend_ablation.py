@@ -22,8 +22,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold import blend, submission  # noqa: E402
-from wavefold.labels import LABELS  # noqa: E402
+from wavefold import blend  # noqa: E402
+from wavefold.competitions.tensorflow_speech import LABELS  # noqa: E402
 
 SETTINGS = {
     "auto (1 SE), no EM": {},
@@ -64,7 +64,7 @@ def main() -> None:
     oof = {m: [run / f"results/train/round{r}/{m}/fold{k}/oof.csv" for k in folds] for m in models}
     test = {m: run / f"results/predict/round{r}/{m}.csv" for m in models}
     trained = {
-        m: blend.trained_prior([run / f"results/train/round{r}/{m}/fold{k}/metrics.csv" for k in folds]) for m in models
+        m: blend.trained_prior([run / f"results/train/round{r}/{m}/fold{k}/metrics.csv" for k in folds], LABELS) for m in models
     }
     truth = blend.truth_table(
         pd.read_csv(run / "results/folds/folds.csv"), pd.read_csv(run / "results/folds/silence.csv")
@@ -76,8 +76,8 @@ def main() -> None:
     rows = []
     for name, overrides in SETTINGS.items():
         settings = blend.BlendSettings(**overrides)
-        result, _, table = blend.blend_tables(oof, test, truth, fnames, settings, None, trained)
-        predicted = submission.make_submission(table)["label"].to_numpy()
+        result, _, table = blend.blend_tables(oof, test, truth, fnames, settings, LABELS, None, trained)
+        predicted = np.array(LABELS)[table[list(LABELS)].to_numpy().argmax(1)]
         rows.append({
             "setting": name, "chosen": result.chosen,
             "cv": result.candidates.set_index("candidate").loc["final", "accuracy"],

@@ -30,7 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold.labels import LABELS  # noqa: E402
+from wavefold.competitions.tensorflow_speech import LABELS  # noqa: E402
 from wavefold.models import parameter_count  # noqa: E402
 from wavefold.training import classifier, settings  # noqa: E402
 

@@ -24,8 +24,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from wavefold import submission  # noqa: E402
-from wavefold.labels import LABELS  # noqa: E402
+from wavefold import competitions, submission  # noqa: E402
+from wavefold.competitions.tensorflow_speech import LABELS  # noqa: E402
+
+SPEECH = competitions.get("tensorflow-speech-recognition-challenge")
 
 TARGET_MINUTES = 15
 
@@ -47,8 +49,8 @@ def local_scores(workdir: Path) -> pd.DataFrame:
     rows = []
 
     def add(name, probabilities_path):
-        made = submission.make_submission(pd.read_csv(probabilities_path))
-        scores = submission.score(made, solution)
+        made = submission.make_submission(pd.read_csv(probabilities_path), SPEECH)
+        scores = submission.score(made, solution, SPEECH)
         rows.append({"predictions": name, "public": scores["public"], "private": scores["private"], "all": scores["all"]})
 
     rounds = sorted(int(p.name.removeprefix("round")) for p in (workdir / "results/blend").glob("round*"))

@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from wavefold import competitions  # noqa: E402
 from wavefold.augment import AugmentSettings, augment_waveforms, spec_augment  # noqa: E402
 from wavefold.devices import pick_device  # noqa: E402
 from wavefold.features import int16_to_float  # noqa: E402
@@ -93,7 +94,8 @@ def main() -> None:
     data = load_fold(
         np.load(results / "cache/train.npy", mmap_mode="r"), np.load(results / "cache/noise.npy"),
         pd.read_csv(results / "folds/folds.csv"), pd.read_csv(results / "folds/silence.csv"),
-        pd.read_csv(results / "folds/noise_segments.csv"), 0, "labels12",
+        pd.read_csv(results / "folds/noise_segments.csv"), 0,
+        competitions.get("tensorflow-speech-recognition-challenge").label_space("labels"),
     )  # fmt: skip
     rows = [measure(name, data, device, args.steps, args.batch_size) for name in args.architectures]
     table = pd.DataFrame(rows).set_index("architecture")

@@ -1,12 +1,10 @@
-# Unpack the three archives and check the layout of what came out.
+# Unpack the competition's download and check the layout of what came out.
 rule extract:
     input:
         archives=ARCHIVES,
         code=rule_code("extract"),
     output:
-        train=directory(f"{RESOURCES}/train"),
-        test=directory(f"{RESOURCES}/test"),
-        sample_submission=f"{RESOURCES}/sample_submission.csv",
+        root=directory(f"{RESOURCES}/extracted"),
     log:
         "logs/extract.log",
     benchmark:
@@ -16,6 +14,8 @@ rule extract:
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        competition=COMPETITION,
     script:
         "../scripts/extract.py"
 
@@ -24,8 +24,7 @@ rule extract:
 # problems file.
 rule index:
     input:
-        train=rules.extract.output.train,
-        test=rules.extract.output.test,
+        root=rules.extract.output.root,
         code=rule_code("index_audio"),
     output:
         train="results/index/train.csv",
@@ -44,6 +43,7 @@ rule index:
         runtime=60,
     params:
         audio=get_audio_policy(),
+        competition=COMPETITION,
     script:
         "../scripts/index_audio.py"
 
@@ -54,7 +54,7 @@ rule cache_audio:
         train=rules.index.output.train,
         test=rules.index.output.test,
         noise=rules.index.output.noise,
-        train_audio=rules.extract.output.train,
+        root=rules.extract.output.root,
         code=rule_code("cache_audio"),
     output:
         train="results/cache/train.npy",

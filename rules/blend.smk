@@ -52,6 +52,7 @@ rule blend:
         models=MODELS,
         external=list(BLEND["external"]),
         folds=FOLDS,
+        competition=COMPETITION,
     script:
         "../scripts/blend.py"
 
@@ -80,5 +81,6 @@ rule pseudo_label:
         settings=get_pseudo_settings(),
         models=MODELS,
         folds=FOLDS,
+        competition=COMPETITION,
     script:
         "../scripts/pseudo_label.py"

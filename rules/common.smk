@@ -11,7 +11,7 @@ from snakemake.utils import validate
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 sys.path.insert(0, str(PACKAGE.parent))
 # The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
-from wavefold import dependencies  # noqa: E402
+from wavefold import competitions, dependencies  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
 from wavefold.training.settings import TrainSettings, resolved, training_problems  # noqa: E402
@@ -23,6 +23,12 @@ validate(config, schema="../config/schema.yaml")
 
 SOURCE = config["source"]
 COMPETITION = config["competition"]
+try:
+    # What is specific to the competition (its files, labels, submission format, metric, demo) is
+    # data that every step is given: its module, loaded by name.
+    COMPETITION_INFO = competitions.get(COMPETITION)
+except competitions.UnknownCompetition as error:
+    raise SettingsError(str(error)) from None
 SEED = config["seed"]
 
 # What was retrieved lives under resources/<dataset>/: the demo's name says its size, shift and seed,
@@ -33,7 +39,7 @@ if SOURCE == "demo":
 else:
     DATASET = COMPETITION
 RESOURCES = f"resources/{DATASET}"
-ARCHIVES = [f"{RESOURCES}/{name}" for name in ("train.7z", "test.7z", "sample_submission.7z")]
+ARCHIVES = [f"{RESOURCES}/{name}" for name in COMPETITION_INFO.download_files]
 
 GIT_COMMIT = git_commit(workflow.basedir)  # provenance and submission descriptions name it
 
@@ -46,8 +52,16 @@ wildcard_constraints:
 
 def rule_code(script):
     """The package modules a rule's script runs (read from its imports), as inputs: Snakemake does not
-    follow imports, so this is what re-runs the rule when one of them is edited."""
-    return dependencies.script_modules(Path(workflow.basedir) / "scripts" / f"{script}.py")
+    follow imports, so this is what re-runs the rule when one of them is edited. A script that loads
+    the competition runs its module too (and only the selected competition's)."""
+    return dependencies.script_modules(
+        Path(workflow.basedir) / "scripts" / f"{script}.py", competitions.module_file(COMPETITION)
+    )
+
+
+def get_demo_code():
+    """The demo step runs the competition's demo generator too (loaded by name, so not an import)."""
+    return rule_code("demo_competition") + [str(competitions.demo_module_file(COMPETITION))]
 
 
 def get_download_input(wildcards):
@@ -107,6 +121,16 @@ def settings_problems():
     ]:
         for key in {"pseudo_share", "pseudo_noise", "pseudo_soft"} & set(entry):
             problems.append(f"{path}.{key}: set by pseudo_label.share, .silence_as_noise and .soft, not here")
+    for path, entry in [
+        ("training.defaults", TRAINING["defaults"]),
+        *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
+    ]:
+        space = entry.get("label_space")
+        if space is not None and space not in COMPETITION_INFO.target_spaces:
+            problems.append(f"{path}.label_space: {space!r} is not one of {COMPETITION}'s label spaces "
+                            f"({', '.join(COMPETITION_INFO.target_spaces)})")  # fmt: skip
+        if entry.get("unknown_share") is not None and "unknown" not in COMPETITION_INFO.labels:
+            problems.append(f"{path}.unknown_share: {COMPETITION} has no 'unknown' label; set it to null")
     unknown = [name for name in MODELS if name not in TRAINING["models"]]
     if unknown:
         problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
@@ -160,7 +184,9 @@ def get_training_runtime(wildcards, attempt):
 
 def _model_code(script, model):
     architecture = TRAINING["models"][model]["architecture"]
-    return dependencies.model_modules(Path(workflow.basedir) / "scripts" / f"{script}.py", architecture)
+    return dependencies.model_modules(
+        Path(workflow.basedir) / "scripts" / f"{script}.py", architecture, competitions.module_file(COMPETITION)
+    )
 
 
 def get_training_code(wildcards):

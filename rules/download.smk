@@ -2,7 +2,7 @@
 # solution beside it.
 rule demo_competition:
     input:
-        code=rule_code("demo_competition"),
+        code=get_demo_code(),
     output:
         zip=f"{RESOURCES}/download/{COMPETITION}.zip",
         solution=f"{RESOURCES}/solution.csv",

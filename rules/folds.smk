@@ -21,5 +21,6 @@ rule folds:
         silence_share=config["folds"]["silence_share"],
         seed=SEED,
         clip_samples=int(round(config["audio"]["sample_rate"] * config["audio"]["clip_seconds"])),
+        competition=COMPETITION,
     script:
         "../scripts/folds.py"

@@ -48,6 +48,7 @@ rule report_figures:
     params:
         rounds=ROUNDS,
         final_round=FINAL_ROUND,
+        competition=COMPETITION,
     script:
         "../scripts/report_figures.py"
 

@@ -3,7 +3,7 @@
 rule submission:
     input:
         blend=f"results/blend/round{FINAL_ROUND}/test.csv",
-        sample=rules.extract.output.sample_submission,
+        extracted=rules.extract.output.root,  # its sample_submission.csv
         code=rule_code("submission"),
     output:
         submission="results/submission/submission.csv",
@@ -15,6 +15,8 @@ rule submission:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        competition=COMPETITION,
     script:
         "../scripts/submission.py"
 
@@ -48,6 +50,7 @@ rule score_local:
         runtime=10,
     params:
         rounds=ROUNDS,
+        competition=COMPETITION,
     script:
         "../scripts/score_local.py"
 
@@ -59,7 +62,7 @@ rule submit:
         unpack(get_submit_input),
         submission=rules.submission.output.submission,
         digest=rules.submission.output.digest,
-        sample=rules.extract.output.sample_submission,
+        extracted=rules.extract.output.root,  # its sample_submission.csv
         candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
         code=rule_code("submit"),
     output:

@@ -35,6 +35,7 @@ rule train:
         tta_shift_ms=TRAINING["tta_shift_ms"],
         sample_rate=config["audio"]["sample_rate"],
         checkpoint="results/train/round{round}/{model}/fold{fold}/checkpoint/last.pt",
+        competition=COMPETITION,
     script:
         "../scripts/train.py"
 
@@ -64,6 +65,7 @@ rule predict_test:
         tta_shift_ms=TRAINING["tta_shift_ms"],
         sample_rate=config["audio"]["sample_rate"],
         device=TRAINING["device"],
+        competition=COMPETITION,
     script:
         "../scripts/predict_test.py"
 

@@ -35,5 +35,6 @@ rule tune:
         storage="results/tune/study.db",
         seed=SEED,
         device=TRAINING["device"],
+        competition=COMPETITION,
     script:
         "../scripts/tune.py"

@@ -2,24 +2,26 @@
 
 import pandas as pd
 
-from wavefold import blend
+from wavefold import blend, competitions
 from wavefold.settings import from_section
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "blend") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     settings = from_section(blend.BlendSettings, p.settings, "blend")
+    labels = competitions.get(p.competition).labels
     oof_paths = {name: list(inp[f"oof_{name}"]) for name in p.models}
     test_paths = {name: inp[f"test_{name}"] for name in p.models}
     fold_test_paths = {name: list(inp[f"fold_test_{name}"]) for name in p.models}
-    trained = {name: blend.trained_prior(inp[f"metrics_{name}"]) for name in p.models}
+    trained = {name: blend.trained_prior(inp[f"metrics_{name}"], labels) for name in p.models}
     for name in p.external:  # a teammate's predictions, in the same format
         oof_paths[name], test_paths[name] = [inp[f"external_oof_{name}"]], inp[f"external_test_{name}"]
         log.warning("%s joins the fold-wise blends (pseudo-labels) with its one test table: if it was trained "
                     "on all labelled clips, it has seen every fold", name)  # fmt: skip
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
     fnames = pd.read_csv(inp.test_index)["fname"].tolist()
-    result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings, fold_test_paths, trained)
+    result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings, labels, fold_test_paths,
+                                           trained)  # fmt: skip
     oof.to_csv(out.oof, index=False, float_format="%.6g")
     test.to_csv(out.test, index=False, float_format="%.6g")
     for fold, path in zip(p.folds, out.fold_tests):

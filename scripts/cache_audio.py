@@ -10,7 +10,7 @@ from wavefold.steps import rule_step
 
 with rule_step(snakemake, "cache_audio") as log:
     inp, out = snakemake.input, snakemake.output
-    root = Path(inp.train_audio).parent  # the extracted competition
+    root = Path(inp.root)  # the extracted competition
     policy = AudioPolicy.from_config(snakemake.params.audio)
     for split in ("train", "test"):
         paths = pd.read_csv(inp[split])["path"].tolist()

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from wavefold import sources
+from wavefold import competitions, sources
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "download") as log:
@@ -10,4 +10,5 @@ with rule_step(snakemake, "download") as log:
     out_dir = Path(snakemake.output.archives[0]).parent
     demo_zip = Path(snakemake.input.demo_zip) if params.source == "demo" else None
     log.info("source: %s", params.source)
-    sources.retrieve(params.source, params.competition, out_dir, demo_zip, params.retries, params.backoff_seconds)
+    competition = competitions.get(params.competition)
+    sources.retrieve(params.source, competition, out_dir, demo_zip, params.retries, params.backoff_seconds)

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from wavefold import sources
+from wavefold import competitions, sources
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "extract") as log:
-    root = Path(snakemake.input.archives[0]).parent
-    sources.extract(root, root)
+    downloaded = Path(snakemake.input.archives[0]).parent
+    root = Path(snakemake.output.root)
+    sources.extract(downloaded, root, competitions.get(snakemake.params.competition))
     log.info("extracted into %s", root)

@@ -2,20 +2,23 @@
 
 import pandas as pd
 
-from wavefold import folds
+from wavefold import competitions, folds
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "folds") as log:
     p, out = snakemake.params, snakemake.output
+    competition = competitions.get(p.competition)
     train = pd.read_csv(snakemake.input.train)
     noise_table = pd.read_csv(snakemake.input.noise_table)
-    folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples)
-    table = train[["id", "word", "label", "speaker"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
+    # Silence is cut from the background noise, for a competition that scores it
+    cuts_silence = competition.silence_label is not None
+    folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples, needs_noise=cuts_silence)
+    table = train[["id", "target", "label", "group"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
     segments = folds.noise_segments(noise_table, p.n_folds, p.clip_samples)
-    per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share)
-    silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed)
+    per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share if cuts_silence else 0)
+    silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed, competition.silence_label)
     folds.check_no_leakage(table, segments, silence, p.clip_samples)
-    summary = folds.summary(table, silence)
+    summary = folds.summary(table, silence, competition.labels)
     table.to_csv(out.folds, index=False)
     silence.to_csv(out.silence, index=False)
     segments.to_csv(out.noise_segments, index=False)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wavefold import competitions
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import classifier, inference
@@ -19,9 +20,9 @@ with rule_step(snakemake, "predict_test") as log, DeviceLease():
         log.info("AdaBN: %d BatchNorm layers re-estimated on the %d test clips", layers, len(clips))
     shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
     probabilities = inference.predict(model, clips, None, device, 256, shifts=shifts)
-    labels12 = classifier.to_labels12(probabilities, label_space)
+    space = competitions.get(p.competition).label_space_of(label_space)
     fnames = pd.read_csv(inp.index)["fname"].tolist()
-    classifier.probability_table(fnames, labels12, "fname").to_csv(
+    classifier.probability_table(fnames, space.fold(probabilities), space.labels, "fname").to_csv(
         snakemake.output[0], index=False, float_format="%.6g"
     )
     log.info("%d test clips, TTA shifts %s samples", len(fnames), shifts)

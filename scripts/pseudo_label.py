@@ -2,22 +2,25 @@
 
 import pandas as pd
 
-from wavefold import pseudo
+from wavefold import competitions, pseudo
 from wavefold.settings import from_section
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "pseudo_label") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     settings = from_section(pseudo.PseudoSettings, p.settings, "pseudo_label")
+    competition = competitions.get(p.competition)
     folds, silence = pd.read_csv(inp.folds), pd.read_csv(inp.silence)
     test_index = pd.read_csv(inp.test_index)
     summaries = []
     for k, fold in enumerate(p.folds):
         # The caps follow the labelled clips that fold's models train on.
         labelled = folds.loc[folds["fold"] != fold, "label"].value_counts()
-        labelled["silence"] = int((silence["fold"] != fold).sum())
+        if competition.silence_label is not None:
+            labelled[competition.silence_label] = int((silence["fold"] != fold).sum())
         models = {name: pd.read_csv(inp[f"models_{name}"][k]) for name in p.models}
-        taken, summary = pseudo.select(pd.read_csv(inp.blends[k]), models, test_index, labelled, settings)
+        taken, summary = pseudo.select(pd.read_csv(inp.blends[k]), models, test_index, labelled, settings,
+                                       competition.labels)  # fmt: skip
         taken.to_csv(out.folds[k], index=False, float_format="%.6g")
         summaries.append(summary.assign(fold=fold))
         log.info("fold %d (labelled by round models that never saw it): %d test clips", fold, len(taken))

@@ -5,20 +5,21 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from wavefold import blend, report
+from wavefold import blend, competitions, report
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "report_figures") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
+    labels = competitions.get(p.competition).labels
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))["label"]
     oof, test = pd.read_csv(inp.final_oof), pd.read_csv(inp.final_test)
-    matrix = report.confusion(oof, truth)
+    matrix = report.confusion(oof, truth, labels)
     report.plot_confusion(matrix, f"Final blend (round {p.final_round}), out-of-fold", out.confusion)
     pd.DataFrame({"accuracy": report.per_class_accuracy(matrix), "clips": matrix.sum(1)}).to_csv(
         out.per_class, index_label="label", float_format="%.4f"
     )
-    report.confidently_wrong(oof, truth).to_csv(out.wrong, index=False, float_format="%.4f")
-    mix = report.label_mix(oof, truth, test)
+    report.confidently_wrong(oof, truth, labels).to_csv(out.wrong, index=False, float_format="%.4f")
+    mix = report.label_mix(oof, truth, test, labels)
     mix.to_csv(out.mix, index_label="label", float_format="%.4f")
     report.plot_label_mix(mix, out.mix_plot)
     cv = {r: pd.read_csv(path, index_col=0) for r, path in zip(p.rounds, inp.cv)}

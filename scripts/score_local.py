@@ -5,12 +5,13 @@ import json
 
 import pandas as pd
 
-from wavefold import blend, submission
+from wavefold import blend, competitions, submission
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "score_local") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     solution = pd.read_csv(inp.solution)
+    competition = competitions.get(p.competition)
     rows = []
     for round_, candidates_path, labels_path in zip(p.rounds, inp.candidates, inp.candidate_labels):
         candidates = pd.read_csv(candidates_path).set_index("candidate")
@@ -23,10 +24,12 @@ with rule_step(snakemake, "score_local") as log:
             else:
                 kind = candidates.loc[column, "kind"]
                 name, cv = (column if kind == "model" else f"blend ({column})"), candidates.loc[column, "accuracy"]
-            hidden = submission.score(predicted[["fname", column]].set_axis(["fname", "label"], axis=1), solution)
+            rows_of = predicted[["fname", column]].set_axis(["fname", "label"], axis=1)
+            hidden = submission.score(rows_of, solution, competition)
             rows.append({"round": round_, "predictions": name, "cv": cv, "hidden": hidden["all"],
                          "public": hidden["public"], "private": hidden["private"]})  # fmt: skip
-    scores = submission.score(pd.read_csv(inp.submission), solution)
+    final = pd.read_csv(inp.submission)
+    scores = submission.score(final, solution, competition)
     scores["blend"], scores["cv"] = chosen, float(final_cv)  # the final round's final predictions
     with open(out.score, "w") as handle:
         json.dump(scores, handle, indent=2)
@@ -35,8 +38,8 @@ with rule_step(snakemake, "score_local") as log:
     table.to_csv(out.table, index=False, float_format="%.4f")
 
     mix = pd.read_csv(inp.label_mix).rename(columns={"predicted": "final_round_predicted"})
-    mix["submission"] = submission.label_shares(pd.read_csv(inp.submission)["label"]).to_numpy()
-    mix["truth"] = submission.label_shares(solution["label"]).to_numpy()
+    mix["submission"] = submission.label_shares(competition.predicted_labels(final), competition.labels).to_numpy()
+    mix["truth"] = submission.label_shares(solution["label"], competition.labels).to_numpy()
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")
     log.info("local score of the submission: %s", scores)
     log.info("CV next to the hidden solution's score (the CV should predict it):\n%s", table.to_string(index=False))

@@ -4,13 +4,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import submission
+from wavefold import competitions, submission
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submission") as log:
     inp, out = snakemake.input, snakemake.output
-    table = submission.make_submission(pd.read_csv(inp.blend))
-    submission.write_checked(table, pd.read_csv(inp.sample), Path(out.submission))
+    competition = competitions.get(snakemake.params.competition)
+    table = submission.make_submission(pd.read_csv(inp.blend), competition)
+    submission.write_checked(table, pd.read_csv(Path(inp.extracted) / "sample_submission.csv"), Path(out.submission),
+                             competition)  # fmt: skip
     # What 'snakemake submit' will upload, and nothing else: it compares the file with this hash.
     Path(out.digest).write_text(submission.file_sha256(out.submission) + "\n")
-    log.info("%d clips; predicted label mix:\n%s", len(table), table["label"].value_counts().to_string())
+    log.info("%d clips; predicted (top) label mix:\n%s", len(table),
+             competition.predicted_labels(table).value_counts().to_string())  # fmt: skip

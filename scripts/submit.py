@@ -5,21 +5,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import blend, provenance, submission, submit
+from wavefold import blend, competitions, provenance, submission, submit
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submit") as log:
     inp, p = snakemake.input, snakemake.params
     path = Path(inp.submission)
     # Exactly the file the submission rule checked: not one edited by hand since, nor an invalid one.
-    sha256 = submission.check_upload(path, pd.read_csv(inp.sample), Path(inp.digest).read_text())
+    sample = pd.read_csv(Path(inp.extracted) / "sample_submission.csv")
+    competition = competitions.get(p.competition)
+    sha256 = submission.check_upload(path, sample, Path(inp.digest).read_text(), competition)
     _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates))
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
     previous = submit.read_log(Path(p.log_table))
     log.info("submitting %s to %s: %s", path, p.to, description)
     if p.to == "local":
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
-        outcome = submit.submit_local(path, Path(inp.solution), sha256)
+        outcome = submit.submit_local(path, Path(inp.solution), sha256, competition)
     else:
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
                                        p.poll_seconds)  # fmt: skip

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from wavefold import competitions
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import checkpoint, data, inference, loop, outputs, settings
@@ -39,7 +40,7 @@ with rule_step(snakemake, "train") as log, DeviceLease():
         pd.read_csv(inp.silence),
         pd.read_csv(inp.noise_segments),
         fold,
-        train_settings.label_space,
+        competitions.get(p.competition).label_space(train_settings.label_space),
         np.load(inp.variants, mmap_mode="r"),
         pd.read_csv(inp.variant_table)["source_row"].to_numpy(),
         test_clips,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import tuning
+from wavefold import competitions, tuning
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import data, loop, outputs, settings
@@ -32,12 +32,12 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
         pd.read_csv(inp.silence),
         pd.read_csv(inp.noise_segments),
         p.fold,
-        p.settings["label_space"],
+        competitions.get(p.competition).label_space(p.settings["label_space"]),
         np.load(inp.variants, mmap_mode="r"),
         variant_sources,
         seed=seed,
     )
-    fold_data = tuning.subset_training_side(fold_data, folds["speaker"], variant_sources, p.train_share, seed)
+    fold_data = tuning.subset_training_side(fold_data, folds["group"], variant_sources, p.train_share, seed)
 
     def objective(values: dict) -> float:
         trial_settings = tuning.trial_settings(p.settings, values, p.epochs)

@@ -16,24 +16,33 @@ COMPETITION = "tensorflow-speech-recognition-challenge"
 SEED = 42
 
 
+def speech():
+    """The speech challenge's competition object (imported late: the package path is set up by then)."""
+    from wavefold import competitions
+
+    return competitions.get(COMPETITION)
+
+
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
     """A folder with the tiny demo's download zip and hidden solution (seed 42, as the DAG tests use)."""
-    from wavefold import demo
+    from wavefold import competitions
 
     out = tmp_path_factory.mktemp("tiny-demo")
-    demo.generate(out, "tiny", SEED, COMPETITION, workers=2)
+    competitions.generate_demo(COMPETITION, out, "tiny", SEED, workers=2)
     return out
 
 
 @pytest.fixture(scope="session")
 def tiny_extracted(tiny_demo, tmp_path_factory) -> Path:
     """The tiny demo, unpacked: train/, test/, sample_submission.csv."""
-    from wavefold import archives, sources
+    from wavefold import archives, competitions, sources
 
-    root = tmp_path_factory.mktemp("tiny-extracted")
-    archives.unpack_competition_zip(tiny_demo / f"{COMPETITION}.zip", root)
-    sources.extract(root, root)
+    download = tmp_path_factory.mktemp("tiny-download")
+    speech = competitions.get(COMPETITION)
+    archives.unpack_competition_zip(tiny_demo / f"{COMPETITION}.zip", download, speech.download_files)
+    root = tmp_path_factory.mktemp("tiny-extracted") / "extracted"
+    sources.extract(download, root, speech)
     return root
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from wavefold import blend
-from wavefold.labels import LABELS
+from wavefold.competitions.tensorflow_speech import LABELS
 
 C = len(LABELS)
 
@@ -91,15 +91,15 @@ def test_bad_tables_are_named(tmp_path):
     path = tmp_path / "teammate.csv"
     good.drop(columns="unknown").to_csv(path, index=False)
     with pytest.raises(blend.BlendError, match=r"teammate.csv: missing columns \['unknown'\]"):
-        blend.read_table(path, "fname")
+        blend.read_table(path, "fname", LABELS)
     good.to_csv(path, index=False)
-    table = blend.read_table(path, "fname")
+    table = blend.read_table(path, "fname", LABELS)
     with pytest.raises(blend.BlendError, match="teammate.csv: 1 of 3 clips have no prediction"):
-        blend.align(table, pd.Index(["a.wav", "b.wav", "c.wav"]), "fname", path)
+        blend.align(table, pd.Index(["a.wav", "b.wav", "c.wav"]), "fname", path, LABELS)
     good.loc[0, "yes"] = np.nan
     good.to_csv(path, index=False)
     with pytest.raises(blend.BlendError, match="finite"):
-        blend.read_table(path, "fname")
+        blend.read_table(path, "fname", LABELS)
 
 
 def test_pure_noise_models_blend_to_chance_where_an_in_sample_fit_would_not():
@@ -279,7 +279,7 @@ def test_the_blend_matches_its_test_tables_and_the_fold_wise_ones_alike(oof):
     P_test = np.stack([P_test] * 3)
     fold_tests = {int(k): P_test for k in np.unique(folds)}
     settings = blend.BlendSettings(method="mean", match_mix=True)
-    on = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, settings, fold_tests)
+    on = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, settings, fold_tests, labels=LABELS)
     off = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, blend.BlendSettings(method="mean", match_mix=False),
                           fold_tests)  # fmt: skip
     assert (off.test.argmax(1) == unknown).mean() > 0.5

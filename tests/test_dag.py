@@ -13,7 +13,7 @@ import yaml
 from bad_audio import EXPECTED, clip_name, write_bad_clips
 from conftest import COMPETITION, REPO, output_of, snakemake
 from wavefold import archives
-from wavefold.labels import LABELS
+from wavefold.competitions.tensorflow_speech import LABELS
 
 TINY = {"demo": {"size": "tiny"}, "folds": {"n_folds": 5}}
 # These tests cover the backbone (download to folds); training has tests of its own.
@@ -47,11 +47,11 @@ def test_demo_dag_reaches_the_folds(demo_run):
     # The cache holds exactly the decoded WAV, row for row.
     root = next((demo_run / "resources").glob("demo-tiny-seed42"))
     for row in (0, len(index) // 2, len(index) - 1):
-        samples, _ = sf.read(root / index.loc[row, "path"], dtype="int16")
+        samples, _ = sf.read(root / "extracted" / index.loc[row, "path"], dtype="int16")
         np.testing.assert_array_equal(train[row, : len(samples)], samples)
     folds = pd.read_csv(demo_run / "results/folds/folds.csv")
     assert folds["id"].tolist() == index["id"].tolist() and set(folds["fold"]) == set(range(5))
-    assert (folds.groupby("speaker")["fold"].nunique() == 1).all()
+    assert (folds.groupby("group")["fold"].nunique() == 1).all()
     summary = pd.read_csv(demo_run / "results/folds/summary.csv", index_col=0)
     assert list(summary.columns[: len(LABELS)]) == list(LABELS)
     assert (summary.loc[[str(k) for k in range(5)], "silence"] > 0).all()
@@ -105,11 +105,13 @@ def test_editing_a_module_reruns_its_rules(demo_run):
     assert edited_dry_run("index.py", demo_run, FOLDS, TINY) == {"index", "cache_audio", "folds"}
 
 
-def test_editing_a_shared_module_reruns_every_step_that_imports_it(demo_run):
-    """labels.py is imported by the demo generator, the layout check, the index and the folds: all re-run
-    (a hand-kept list had it for the index only)."""
-    planned = edited_dry_run("labels.py", demo_run, FOLDS, TINY)
+def test_editing_the_competitions_module_reruns_every_step_that_loads_it(demo_run):
+    """The competition's module is loaded by name (not imported), yet every step that loads it
+    depends on it: the demo generator, the download, the layout check, the index and the folds re-run."""
+    planned = edited_dry_run("competitions/tensorflow_speech.py", demo_run, FOLDS, TINY)
     assert planned == {"demo_competition", "download", "extract", "index", "cache_audio", "folds"}
+    demo_zip = f"resources/demo-tiny-seed42/download/{COMPETITION}.zip"
+    assert edited_dry_run("competitions/tensorflow_speech_demo.py", demo_run, demo_zip, TINY) == {"demo_competition"}
 
 
 def repack(extracted, out_dir):
@@ -119,7 +121,7 @@ def repack(extracted, out_dir):
     archives.pack_7z(extracted, staging / "test.7z", ["test"])
     archives.pack_7z(extracted, staging / "sample_submission.7z", ["sample_submission.csv"])
     zip_path = out_dir / f"{COMPETITION}.zip"
-    archives.pack_competition_zip([staging / n for n in archives.COMPETITION_ARCHIVES], zip_path)
+    archives.pack_competition_zip([staging / n for n in ("train.7z", "test.7z", "sample_submission.7z")], zip_path)
     return zip_path
 
 

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from conftest import COMPETITION
-from wavefold import demo
-from wavefold.labels import NOISE_FILES, WORDS
+from wavefold.competitions import tensorflow_speech_demo as demo
+from wavefold.competitions.tensorflow_speech import NOISE_FILES, WORDS
 
 
 def test_plan_is_deterministic_and_speakers_are_disjoint(tmp_path):

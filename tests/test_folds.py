@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from wavefold import folds
-from wavefold.labels import WORDS, label_of
+from wavefold.competitions.tensorflow_speech import LABELS, WORDS, label_of
 
 
 def synthetic_train(speakers=40, seed=0):
@@ -11,7 +11,9 @@ def synthetic_train(speakers=40, seed=0):
     rows = []
     for s in range(speakers):
         for word in rng.choice(WORDS, size=12, replace=False):
-            rows.append({"id": f"{word}/{s:08x}_nohash_0.wav", "word": word, "label": label_of(word), "speaker": f"{s:08x}"})
+            rows.append(
+                {"id": f"{word}/{s:08x}_nohash_0.wav", "target": word, "label": label_of(word), "group": f"{s:08x}"}
+            )
     return pd.DataFrame(rows)
 
 
@@ -24,7 +26,7 @@ def test_folds_group_speakers_and_stratify():
     fold = folds.assign_folds(train, 5, seed=1)
     train["fold"] = fold
     assert set(fold) == set(range(5))
-    assert (train.groupby("speaker")["fold"].nunique() == 1).all()
+    assert (train.groupby("group")["fold"].nunique() == 1).all()
     share = train.groupby("fold")["label"].apply(lambda s: (s == "unknown").mean())
     assert share.max() - share.min() < 0.15
     np.testing.assert_array_equal(fold, folds.assign_folds(train, 5, seed=1))  # reproducible
@@ -62,7 +64,7 @@ def test_leakage_check_catches_a_crossing():
     with pytest.raises(folds.FoldError, match="outside the noise"):
         folds.check_no_leakage(train, segments, bad, 16000)
     train.loc[0, "fold"] = (train.loc[0, "fold"] + 1) % 4
-    with pytest.raises(folds.FoldError, match="speakers in several folds"):
+    with pytest.raises(folds.FoldError, match="groups \\(speakers\\) in several folds"):
         folds.check_no_leakage(train, segments, silence, 16000)
 
 
@@ -73,9 +75,9 @@ def test_short_noise_is_left_out_and_summary_counts():
     train["fold"] = folds.assign_folds(train, 5, seed=0)
     per_fold = folds.silence_per_fold(train["fold"].value_counts(), 0.1)
     silence = folds.silence_clips(folds.noise_segments(noise_table(), 5, 16000), per_fold, 16000, 0)
-    table = folds.summary(train, silence)
+    table = folds.summary(train, silence, LABELS)
     assert table.loc["all", "clips"] == len(train) + len(silence)
-    assert table.loc["all", "speakers"] == 40
+    assert table.loc["all", "groups"] == 40
     assert abs(table.loc["all", "silence"] / table.loc["all", "clips"] - 0.1) < 0.01
 
 
@@ -83,7 +85,7 @@ def test_short_noise_is_left_out_and_summary_counts():
     "speakers, n_folds, noise_length, expected",
     [
         (4, 5, 160000, "the training set has only 4 speakers"),
-        (40, 12, 160000, "some labels have fewer speakers than folds"),
+        (40, 12, 160000, "some labels have fewer speakers (groups) than folds"),
         (40, 5, 48000, "the longest background recording holds 3 clips"),
     ],
 )

@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 
 from bad_audio import EXPECTED, clip_name, write_bad_clips
+from conftest import speech
 from wavefold import cache, index
 from wavefold.audio import AudioPolicy
 from wavefold.sources import LayoutError
@@ -16,14 +17,14 @@ from wavefold.steps import rule_step
 def indexed(tiny_extracted, tmp_path_factory):
     root = shutil.copytree(tiny_extracted, tmp_path_factory.mktemp("idx") / "c")
     write_bad_clips(root / "train" / "audio" / "no", dataset_names=True)
-    train, noise, problems = index.index_train(root, AudioPolicy(), workers=2)
-    test, test_problems = index.index_test(root, AudioPolicy(), workers=1)
+    train, noise, problems = index.index_train(root, speech(), AudioPolicy(), workers=2)
+    test, test_problems = index.index_test(root, speech(), AudioPolicy(), workers=1)
     return root, train, noise, test, index.problems_frame(problems + test_problems)
 
 
 def test_manifest_columns_and_membership(indexed):
     root, train, noise, test, problems = indexed
-    assert {"id", "path", "word", "label", "speaker", "repeat", "list"} <= set(train.columns)
+    assert {"id", "path", "target", "label", "group", "speaker", "repeat", "list"} <= set(train.columns)
     assert train["id"].is_unique and set(train["list"]) <= {"training", "validation", "testing"}
     validation = (root / "train" / "validation_list.txt").read_text().split()
     assert set(train.loc[train["list"] == "validation", "id"]) == set(validation)

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, copy_tree, finished_run, output_of, snakemake
+from conftest import REPO, copy_tree, finished_run, output_of, snakemake, speech
 from kaggle_stub import KaggleStub
 from wavefold import submission
-from wavefold.labels import LABELS
+from wavefold.competitions.tensorflow_speech import LABELS
 
 CONFIG = {
     "demo": {"size": "tiny"},
@@ -34,9 +34,9 @@ def pipeline(tmp_path_factory):
 
 
 def test_the_dag_ends_in_a_checked_scored_submission(pipeline):
-    sample = pd.read_csv(next(pipeline.glob("resources/*/sample_submission.csv")))
+    sample = pd.read_csv(next(pipeline.glob("resources/*/extracted/sample_submission.csv")))
     made = pd.read_csv(pipeline / "results/submission/submission.csv")
-    assert submission.problems(made, sample) == []
+    assert submission.problems(made, sample, speech()) == []
     score = json.loads((pipeline / "results/submission/local_score.json").read_text())
     assert 0 <= score["public"] <= 1 and 0 <= score["private"] <= 1
     for round_ in (1, 2):
@@ -96,11 +96,11 @@ def test_round_two_pseudo_labels_of_a_fold_come_from_predictions_that_never_saw_
     settings = blend.BlendSettings(prior_correction="em")
     oof = {m: [pipeline / f"results/train/round1/{m}/fold{k}/oof.csv" for k in (0, 1)] for m in models}
     test = {m: pipeline / f"results/predict/round1/{m}.csv" for m in models}
-    trained = {m: blend.trained_prior(pipeline.glob(f"results/train/round1/{m}/fold*/metrics.csv")) for m in models}
+    trained = {m: blend.trained_prior(pipeline.glob(f"results/train/round1/{m}/fold*/metrics.csv"), LABELS) for m in models}
     for fold in (0, 1):
         # Fold k's models and the OOF rows of the other folds only; fold k's own OOF rows are dropped.
         own = {m: [pipeline / f"results/predict/round1/{m}/fold{fold}.csv"] * 2 for m in models}
-        result, _, _ = blend.blend_tables(oof, test, truth, fnames, settings, own, trained)
+        result, _, _ = blend.blend_tables(oof, test, truth, fnames, settings, LABELS, own, trained)
         expected = blend.fold_table(result, fold, fnames)
         written = pd.read_csv(pipeline / f"results/blend/round1/test_fold{fold}.csv")
         np.testing.assert_allclose(written[list(LABELS)], expected[list(LABELS)], atol=1e-5)
@@ -287,7 +287,7 @@ def stub(pipeline):
     solution = pd.read_csv(next(pipeline.glob("resources/*/solution.csv")))
 
     def scorer(data):
-        scores = submission.score(pd.read_csv(io.BytesIO(data)), solution)
+        scores = submission.score(pd.read_csv(io.BytesIO(data)), solution, speech())
         return round(scores["public"], 5), round(scores["private"], 5)
 
     server = KaggleStub(scorer=scorer).start()
@@ -310,7 +310,7 @@ def test_submit_through_the_kaggle_client_waits_for_the_score(pipeline, stub, tm
     history = pd.read_csv(pipeline / "results/submissions.csv")
     assert history["status"].item() == "complete"
     expected = submission.score(pd.read_csv(pipeline / "results/submission/submission.csv"),
-                                pd.read_csv(next(pipeline.glob("resources/*/solution.csv"))))  # fmt: skip
+                                pd.read_csv(next(pipeline.glob("resources/*/solution.csv"))), speech())  # fmt: skip
     assert history["public"].item() == pytest.approx(expected["public"], abs=1e-5)
     description = stub.submissions[0]["description"]
     assert description.startswith("wavefold ") and "config " in description and "sha256 " in description

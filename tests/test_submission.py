@@ -4,8 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import speech
 from wavefold import pseudo, submission
-from wavefold.labels import LABELS
+from wavefold.competitions.tensorflow_speech import LABELS
+
+SPEECH = speech()
 
 
 @pytest.fixture
@@ -15,7 +18,7 @@ def sample():
 
 def test_a_valid_submission_is_written(sample, tmp_path):
     made = sample.assign(label=["yes", "no", "unknown", "silence", "go", "stop"])
-    submission.write_checked(made, sample, tmp_path / "submission.csv")
+    submission.write_checked(made, sample, tmp_path / "submission.csv", SPEECH)
     assert pd.read_csv(tmp_path / "submission.csv").equals(made)
 
 
@@ -31,7 +34,7 @@ def test_a_valid_submission_is_written(sample, tmp_path):
 )
 def test_an_invalid_submission_is_never_written(sample, tmp_path, damage, expected):
     with pytest.raises(submission.SubmissionError, match=expected):
-        submission.write_checked(damage(sample), sample, tmp_path / "submission.csv")
+        submission.write_checked(damage(sample), sample, tmp_path / "submission.csv", SPEECH)
     assert not (tmp_path / "submission.csv").exists()
 
 
@@ -39,7 +42,7 @@ def test_local_score_splits_public_and_private():
     solution = pd.DataFrame({"fname": list("abcd"), "label": ["yes", "no", "yes", "no"],
                              "Usage": ["Public", "Public", "Private", "Private"]})  # fmt: skip
     made = pd.DataFrame({"fname": list("abcd"), "label": ["yes", "yes", "yes", "no"]})
-    assert submission.score(made, solution) == {"all": 0.75, "public": 0.5, "private": 1.0}
+    assert submission.score(made, solution, SPEECH) == {"all": 0.75, "public": 0.5, "private": 1.0}
 
 
 def test_pseudo_labels_need_confidence_agreement_and_respect_class_caps():
@@ -56,7 +59,8 @@ def test_pseudo_labels_need_confidence_agreement_and_respect_class_caps():
     index = pd.DataFrame({"fname": fnames, "usable": [True] * 5 + [False] + [True] * 2})  # clip 5 undecodable
     counts = pd.Series({"yes": 2, "no": 5, "unknown": 10, "silence": 10, "go": 10})
     taken, summary = pseudo.select(blend, {"a": blend, "b": other}, index, counts,
-                                   pseudo.PseudoSettings(threshold=0.9, agreement=True, class_cap=1.0))  # fmt: skip
+                                   pseudo.PseudoSettings(threshold=0.9, agreement=True, class_cap=1.0),
+                                   LABELS)  # fmt: skip
     assert taken["fname"].tolist() == [fnames[i] for i in (0, 1, 3, 6)]  # yes capped at 2, the most confident
     summary = summary.set_index("label")
     assert summary.loc["yes", ["confident", "agreed", "cap", "taken"]].tolist() == [3, 3, 2, 2]
@@ -67,14 +71,14 @@ def test_only_the_checked_file_is_uploaded(tmp_path):
     sample = pd.DataFrame({"fname": ["a.wav", "b.wav", "c.wav"], "label": ["silence"] * 3})
     path = tmp_path / "submission.csv"
     good = pd.DataFrame({"fname": ["a.wav", "b.wav", "c.wav"], "label": ["yes", "no", "unknown"]})
-    submission.write_checked(good, sample, path)
+    submission.write_checked(good, sample, path, SPEECH)
     recorded = submission.file_sha256(path)
-    assert submission.check_upload(path, sample, recorded + "\n") == recorded
+    assert submission.check_upload(path, sample, recorded + "\n", SPEECH) == recorded
     edited = good.copy()
     edited.loc[1, "label"] = "go"  # valid, but not what the workflow made
     edited.to_csv(path, index=False)
     with pytest.raises(submission.SubmissionError, match="not the file the submission rule checked"):
-        submission.check_upload(path, sample, recorded)
+        submission.check_upload(path, sample, recorded, SPEECH)
     edited.drop(index=2).replace({"go": "banana"}).to_csv(path, index=False)  # a row dropped, a bad label
     with pytest.raises(submission.SubmissionError, match=r"(?s)2 rows.*banana"):
-        submission.check_upload(path, sample, recorded)
+        submission.check_upload(path, sample, recorded, SPEECH)

@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, copy_of_the_workflow, finished_run, output_of, share_backbone, snakemake
+from conftest import REPO, copy_of_the_workflow, finished_run, output_of, share_backbone, snakemake, speech
 from test_dag import jobs_planned
-from wavefold.labels import LABELS
+from wavefold.competitions.tensorflow_speech import LABELS
 from wavefold.models import REGISTRY
 from wavefold.training.batches import gather
-from wavefold.training.classifier import to_labels12
-from wavefold.training.data import LABEL_SPACES, epoch_plan, load_fold, pseudo_draw
+from wavefold.training.data import epoch_plan, load_fold, pseudo_draw
 from wavefold.training.settings import TrainSettings, job_seed
 
 ALL = {name: {"architecture": name} for name in REGISTRY}
+LABELS12, WORDS31 = speech().label_space("labels"), speech().label_space("words31")
 CONFIG = {
     "demo": {"size": "tiny"},
     "folds": {"n_folds": 2},
@@ -82,7 +82,7 @@ def test_training_parts(trained):
     variant_sources = pd.read_csv(trained / "results/cache/augmented.csv")["source_row"].to_numpy()
     assert len(variants) == len(folds) == len(variant_sources)  # one variant per clip (the default)
     data = load_fold(clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
-                              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, "labels12",
+                              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0, LABELS12,
                               variants, variant_sources)  # fmt: skip
     # Variants inherit their source clip's fold: fold 0's job never draws a variant of a fold-0 clip.
     assert (folds["fold"].to_numpy()[variant_sources[data.variant_index]] != 0).all()
@@ -114,9 +114,6 @@ def test_training_parts(trained):
     batch = gather(clips, noise, rows, np.zeros(3, int), np.ones(3), clips.shape[1])
     np.testing.assert_array_equal(batch, clips[[5, 1, 3]])
     assert job_seed(42, 1, "lenet", 0) == job_seed(42, 1, "lenet", 0) != job_seed(42, 1, "lenet", 1)
-    words = LABEL_SPACES["words31"]
-    folded = to_labels12(np.eye(len(words)), words)
-    assert folded[words.index("marvin"), unknown] == 1 and folded[words.index("yes"), LABELS.index("yes")] == 1
 
 
 def test_pseudo_labelled_clips_join_the_training_side_only(trained):
@@ -127,7 +124,7 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     pseudo = pd.DataFrame({"row": [3, 7, 11, 20], "label": ["yes", "silence", "unknown", "go"]})
     parts = (clips, noise, folds, pd.read_csv(trained / "results/folds/silence.csv"),
              pd.read_csv(trained / "results/folds/noise_segments.csv"), 0)  # fmt: skip
-    data = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
+    data = load_fold(*parts, LABELS12, test_clips=test_clips, pseudo=pseudo, pseudo_noise=True)
     assert data.val_rows.tolist() == np.flatnonzero(folds["fold"] == 0).tolist()  # validation unchanged
     assert data.extra_noise.shape == (1, clips.shape[1])  # the one "silence" clip
     settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.1)
@@ -141,9 +138,9 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
         row = source[k] - len(clips) - len(data.variants)
         np.testing.assert_array_equal(batch[k], test_clips[row])
         assert LABELS[target[k]] == pseudo.set_index("row").loc[row, "label"]
-    words = load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo)
+    words = load_fold(*parts, WORDS31, test_clips=test_clips, pseudo=pseudo)
     assert len(words.pseudo_rows) == 3  # "unknown" has no word to learn
-    assert data.fingerprint() != load_fold(*parts, "labels12").fingerprint()
+    assert data.fingerprint() != load_fold(*parts, LABELS12).fingerprint()
 
 
 def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(trained):
@@ -158,7 +155,7 @@ def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(trained):
     probabilities = np.random.default_rng(0).dirichlet(np.ones(12), len(rows))
     pseudo = pd.DataFrame({"row": rows, "label": np.array(LABELS)[probabilities.argmax(1)]})
     pseudo[list(LABELS)] = probabilities
-    data = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
+    data = load_fold(*parts, LABELS12, test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
     settings = TrainSettings(architecture="lenet", pseudo_share=0.5, offline_share=0.0, silence_share=0.1)
     source, _, target = epoch_plan(data, settings, np.random.default_rng(0))
     targets = data.batch_targets(source, target)
@@ -169,13 +166,13 @@ def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(trained):
         expected = probabilities[list(rows).index(source[k] - offset)]
         np.testing.assert_allclose(targets[k], expected, rtol=1e-6)
     np.testing.assert_array_equal(targets[~from_test], np.eye(12)[target[~from_test]])
-    hard = load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo)
+    hard = load_fold(*parts, LABELS12, test_clips=test_clips, pseudo=pseudo)
     np.testing.assert_array_equal(hard.batch_targets(source, target), np.eye(12)[target])
     assert hard.fingerprint() != data.fingerprint()  # a checkpoint of the hard job is not resumed
-    words = load_fold(*parts, "words31", test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
+    words = load_fold(*parts, WORDS31, test_clips=test_clips, pseudo=pseudo, pseudo_soft=True)
     assert words.pseudo_probabilities is None  # the 12 labels' probabilities do not name a word
     with pytest.raises(ValueError, match="probability columns"):
-        load_fold(*parts, "labels12", test_clips=test_clips, pseudo=pseudo[["row", "label"]], pseudo_soft=True)
+        load_fold(*parts, LABELS12, test_clips=test_clips, pseudo=pseudo[["row", "label"]], pseudo_soft=True)
 
 
 def test_pseudo_labels_leaning_to_one_class_are_drawn_in_the_labelled_mix():
@@ -420,10 +417,11 @@ def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(tra
     clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
     shifts = inference.shifts_in_samples(CONFIG["training"]["tta_shift_ms"], 16000)
     written = pd.read_csv(workdir / target)[list(LABELS)].to_numpy()
-    as_saved = to_labels12(inference.predict(adapted, clips, None, device, 256, shifts=shifts), space)
+    space = speech().label_space_of(space)
+    as_saved = space.fold(inference.predict(adapted, clips, None, device, 256, shifts=shifts))
     assert not np.allclose(as_saved, written, atol=1e-3)  # made with other statistics than the fold's
     inference.adapt_batch_norm(adapted, clips, None, device, 256)
-    recomputed = to_labels12(inference.predict(adapted, clips, None, device, 256, shifts=shifts), space)
+    recomputed = space.fold(inference.predict(adapted, clips, None, device, 256, shifts=shifts))
     np.testing.assert_allclose(recomputed, written, atol=1e-5)
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from wavefold import tuning
+from wavefold.competitions import LabelSpace
 from wavefold.training.data import FoldData
 from wavefold.training.settings import resolved
 
@@ -45,7 +46,8 @@ def test_the_proxy_trains_on_a_share_of_the_training_speakers_and_scores_on_the_
     data = FoldData(clips=np.zeros((80, 4), np.int16), variants=np.zeros((80, 4), np.int16), variant_index=train.copy(),
                     variant_targets=train % 3, noise=np.zeros(4, np.int16), train_rows=train, train_targets=train % 3,
                     train_noise=np.zeros((0, 2)), val_rows=val, val_targets=val % 3, val_ids=[], val_silence=None,
-                    label_space=["a", "b", "c"], samples=4)  # fmt: skip
+                    space=LabelSpace("abc", ("a", "b", "c"), ("a", "b", "c"), ("a", "b", "c")),
+                    samples=4)  # fmt: skip
     small = tuning.subset_training_side(data, speakers, sources, 0.4, seed=1)
     kept = set(speakers[small.train_rows])
     assert len(kept) == 6 and len(small.train_rows) == 24  # 40% of the 15 training speakers, all their clips

@@ -1,4 +1,6 @@
-"""The competition's archive formats: ``.7z`` archives (py7zr) inside a Kaggle download ``.zip``."""
+"""Archive formats of Kaggle downloads: the "Download all" ``.zip`` and what it holds (``.7z`` archives
+read by py7zr, inner ``.zip`` archives, plain files). Which files a competition's download holds is
+the competition's (:attr:`wavefold.competitions.Competition.download_files`)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,6 @@ import py7zr
 from .errors import ExplainedError
 
 log = logging.getLogger(__name__)
-
-#: The archives the TensorFlow Speech Recognition Challenge ships, and what each one unpacks to.
-COMPETITION_ARCHIVES = ("train.7z", "test.7z", "sample_submission.7z")
 
 #: A fixed timestamp for files packed by the demo, so that the same seed gives the same archives.
 FIXED_MTIME = 1_500_000_000
@@ -94,26 +93,34 @@ def check_zip(archive: Path, fix: str = FIX_OURS) -> None:
         raise ArchiveError(f"{archive}: the member {failed} fails its CRC check (damaged data): {fix}.")
 
 
-def unpack_competition_zip(archive: Path, destination: Path, fix: str = FIX_OURS) -> list[Path]:
-    """Take the competition's .7z archives out of a Kaggle download zip; returns their paths. The
+def check_member(path: Path, fix: str = FIX_OURS) -> None:
+    """Check a downloaded file by its kind: a .7z or .zip archive must be complete; others are taken as they are."""
+    if path.suffix == ".7z":
+        check_7z(path, fix)
+    elif path.suffix == ".zip":
+        check_zip(path, fix)
+
+
+def unpack_competition_zip(archive: Path, destination: Path, names: tuple[str, ...], fix: str = FIX_OURS) -> list[Path]:
+    """Take the competition's files ``names`` out of a Kaggle download zip; returns their paths. Inner
     archives are checked here, while the message can still name the zip they came from."""
     check_zip(archive, fix)
     with zipfile.ZipFile(archive) as zipped:
         by_name = {Path(name).name: name for name in zipped.namelist() if not name.endswith("/")}
-        missing = [name for name in COMPETITION_ARCHIVES if name not in by_name]
+        missing = [name for name in names if name not in by_name]
         if missing:
             raise ArchiveError(
                 f"{archive} holds {sorted(by_name)} but not {missing}: expected the competition's download "
-                f"(train.7z, test.7z, sample_submission.7z). Is it the right competition's zip?"
+                f"({', '.join(names)}). Is it the right competition's zip?"
             )
         destination.mkdir(parents=True, exist_ok=True)
         paths = []
-        for name in COMPETITION_ARCHIVES:
+        for name in names:
             target = destination / name
             with zipped.open(by_name[name]) as source, open(target, "wb") as sink:
                 shutil.copyfileobj(source, sink, length=1 << 20)
             try:
-                check_7z(target)
+                check_member(target)
             except ArchiveError as error:
                 target.unlink()
                 raise ArchiveError(f"{name} inside {archive} is damaged ({error.__cause__}): {fix}.") from error

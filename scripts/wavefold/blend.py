@@ -54,7 +54,6 @@ import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
 from .errors import ExplainedError
-from .labels import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +95,19 @@ class BlendSettings:
 # ---------------------------------------------------------------- reading ---------------------------------
 
 
-def read_table(path, id_column: str) -> pd.DataFrame:
-    """A probability table in the workflow's format, checked: id column, the 12 label columns, valid values."""
+def read_table(path, id_column: str, labels) -> pd.DataFrame:
+    """A probability table in the workflow's format, checked: id column, a column per label, valid values."""
     try:
         table = pd.read_csv(path)
     except Exception as error:  # noqa: BLE001 - any unreadable file gets the same explanation
         raise BlendError(f"{path}: cannot read it as CSV ({error})") from error
-    missing = [c for c in [id_column, *LABELS] if c not in table.columns]
+    missing = [c for c in [id_column, *labels] if c not in table.columns]
     if missing:
         raise BlendError(
             f"{path}: missing columns {missing}. Probability tables have '{id_column}' and one column per label "
-            f"({' '.join(LABELS)}); see DESIGN.md, Contracts."
+            f"({' '.join(labels)}); see DESIGN.md, Contracts."
         )
-    values = table[list(LABELS)].to_numpy(dtype=float)
+    values = table[list(labels)].to_numpy(dtype=float)
     if not np.isfinite(values).all() or (values < 0).any():
         raise BlendError(f"{path}: probabilities must be finite and non-negative")
     if table[id_column].duplicated().any():
@@ -117,7 +116,7 @@ def read_table(path, id_column: str) -> pd.DataFrame:
     return table
 
 
-def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path) -> np.ndarray:
+def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels) -> np.ndarray:
     """The table's probabilities in the order of ``ids``, renormalised; every id must be there."""
     indexed = table.set_index(id_column)
     absent = ids.difference(indexed.index)
@@ -126,7 +125,7 @@ def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path) -> np.ndarra
             f"{path}: {len(absent)} of {len(ids)} clips have no prediction (e.g. {list(absent[:3])}). "
             f"Predictions that join a blend must cover every clip."
         )
-    values = indexed.loc[ids, list(LABELS)].to_numpy(dtype=float)
+    values = indexed.loc[ids, list(labels)].to_numpy(dtype=float)
     return values / np.clip(values.sum(1, keepdims=True), EPS, None)
 
 
@@ -298,7 +297,7 @@ def fit_stacker(P: np.ndarray, y: np.ndarray):
 
 
 def apply_stacker(model, P: np.ndarray) -> np.ndarray:
-    out = np.full((P.shape[1], len(LABELS)), EPS)
+    out = np.full(P.shape[1:], EPS)
     out[:, model.classes_] = model.predict_proba(_stack_features(P))
     return _normalise(out)
 
@@ -381,6 +380,7 @@ class Blend:
     reason: str = ""  # why ``chosen`` was chosen
     shift: ShiftCheck | None = None  # the shift check of the models' OOF and test tables
     chosen_by: str = "accuracy"  # the metric auto ranked by (blend.choose_by, or the shift check's pick)
+    labels: tuple[str, ...] = ()  # the submission's labels: the columns of every probability array
     test_prior: np.ndarray | None = None  # EM's estimate of the test set's label mix
     em_unbounded: np.ndarray | None = None  # EM's estimate without the bound, for the log and the report
     reference_prior: np.ndarray | None = None  # the mix the blended probabilities were made under
@@ -511,13 +511,13 @@ def match_label_mix(probabilities: np.ndarray, target: np.ndarray | None = None,
 
 
 def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, trained: dict[str, np.ndarray],
-                    y: np.ndarray) -> np.ndarray:  # fmt: skip
+                    y: np.ndarray, n_labels: int) -> np.ndarray:  # fmt: skip
     """The class prior the chosen blend's probabilities are made under: where EM starts from.
 
     A model's probabilities assume the label mix it was trained on (``trained``, from its metrics);
     a weighted blend, the weighted mix; the stacker, fitted on OOF rows, the OOF label mix (as does a
     teammate's model, whose training mix is unknown)."""
-    oof_mix = np.bincount(y, minlength=len(LABELS)) / len(y)
+    oof_mix = np.bincount(y, minlength=n_labels) / len(y)
     prior_of = {name: trained.get(name, oof_mix) for name in names}
     if chosen in names:
         return prior_of[chosen]
@@ -529,13 +529,16 @@ def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, traine
 
 def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray, P_test: np.ndarray,
               settings: BlendSettings, P_fold_tests: dict[int, np.ndarray] | None = None,
-              trained_priors: dict[str, np.ndarray] | None = None) -> Blend:  # fmt: skip
+              trained_priors: dict[str, np.ndarray] | None = None, labels=None) -> Blend:  # fmt: skip
     """Score every candidate by honest CV, choose one, refit it on all OOF rows and apply it to the test.
 
     ``P_fold_tests[k]`` (models, clips, classes): the fold-k models' test predictions; the chosen blend,
     fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
-    training label mix, where EM prior correction starts.
+    training label mix, where EM prior correction starts. ``labels``: the names of the classes
+    (the competition's labels; by default their numbers).
     """
+    n_labels = P_oof.shape[2]
+    labels = tuple(labels) if labels is not None else tuple(str(c) for c in range(n_labels))
     if settings.choose_by not in CHOOSE_BY:  # before the cross-validation, not after it
         raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOOSE_BY)}")
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
@@ -580,7 +583,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         candidate_tests[method] = apply_method(method, state, _scaled(P_test, temperatures))
     test = candidate_tests[chosen]
     blend = Blend(chosen, candidates, weights, cv_oof[chosen], test, reason=reason, shift=shift, chosen_by=chosen_by,
-                  candidate_tests=candidate_tests)  # fmt: skip
+                  labels=labels, candidate_tests=candidate_tests)  # fmt: skip
     for fold, P_fold in (P_fold_tests or {}).items():
         if chosen in names:
             blend.fold_tests[fold] = P_fold[names.index(chosen)]
@@ -591,14 +594,14 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         if settings.em_start == "calibrated":
             # Calibrated on OOF rows, the probabilities carry the OOF label mix: EM starts there. The
             # fold-wise tables are calibrated without their fold's rows, like everything they use.
-            blend.reference_prior = np.bincount(y, minlength=len(LABELS)) / len(y)
+            blend.reference_prior = np.bincount(y, minlength=n_labels) / len(y)
             test = apply_bias_corrected_temperature(test, *fit_bias_corrected_temperature(cv_oof[chosen], y))
             for fold, table in blend.fold_tests.items():
                 rest = folds != fold
                 calibration = fit_bias_corrected_temperature(cv_oof[chosen][rest], y[rest])
                 blend.fold_tests[fold] = apply_bias_corrected_temperature(table, *calibration)
         else:
-            blend.reference_prior = reference_prior(chosen, names, weights, trained_priors or {}, y)
+            blend.reference_prior = reference_prior(chosen, names, weights, trained_priors or {}, y, n_labels)
         blend.test, blend.test_prior = em_prior(test, blend.reference_prior, max_ratio=ratio)
         blend.em_unbounded = em_prior(test, blend.reference_prior)[1]
         for fold, table in blend.fold_tests.items():
@@ -623,16 +626,16 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     return blend
 
 
-def trained_prior(metrics_paths: list) -> np.ndarray:
+def trained_prior(metrics_paths: list, labels) -> np.ndarray:
     """A model's training label mix (``trained_share`` of its fold jobs' metrics), averaged over folds."""
     shares = [
-        pd.read_csv(path).set_index("label").loc[list(LABELS), "trained_share"].to_numpy() for path in metrics_paths
+        pd.read_csv(path).set_index("label").loc[list(labels), "trained_share"].to_numpy() for path in metrics_paths
     ]
     return np.mean(shares, axis=0)
 
 
-def _probability_frame(values: np.ndarray, id_column: str, ids, folds=None) -> pd.DataFrame:
-    table = pd.DataFrame(values, columns=list(LABELS))
+def _probability_frame(values: np.ndarray, id_column: str, ids, labels, folds=None) -> pd.DataFrame:
+    table = pd.DataFrame(values, columns=list(labels))
     table.insert(0, id_column, ids)
     if folds is not None:
         table.insert(1, "fold", folds)
@@ -640,24 +643,28 @@ def _probability_frame(values: np.ndarray, id_column: str, ids, folds=None) -> p
 
 
 def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: pd.DataFrame, fnames: list[str],
-                 settings: BlendSettings, fold_test_paths: dict[str, list] | None = None,
+                 settings: BlendSettings, labels, fold_test_paths: dict[str, list] | None = None,
                  trained_priors: dict[str, np.ndarray] | None = None) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Read and check every model's OOF and test tables, blend them; returns the blend, its OOF table
     (id, fold, labels) and its test table (fname, labels). ``fold_test_paths[model]`` lists the model's
     per-fold test tables in fold order; a model without them (a teammate's) joins the fold-wise
-    blends with its one test table."""
+    blends with its one test table. ``labels``: the competition's, in the tables' column order."""
+    labels = tuple(labels)
     ids = truth.index
-    y = truth["label"].map(LABELS.index).to_numpy()
+    unknown = sorted(set(truth["label"]) - set(labels))
+    if unknown:
+        raise BlendError(f"the folds hold labels {unknown[:5]} that are not the competition's: re-run the folds step")
+    y = truth["label"].map(labels.index).to_numpy()
     folds = truth["fold"].to_numpy()
     test_ids = pd.Index(fnames)
     names = list(oof_paths)
 
     def test_table(path):
-        return align(read_table(path, "fname"), test_ids, "fname", path)
+        return align(read_table(path, "fname", labels), test_ids, "fname", path, labels)
 
     P_oof = np.stack([
-        align(pd.concat([read_table(p, "id") for p in oof_paths[name]], ignore_index=True), ids, "id",
-              ", ".join(map(str, oof_paths[name])))
+        align(pd.concat([read_table(p, "id", labels) for p in oof_paths[name]], ignore_index=True), ids, "id",
+              ", ".join(map(str, oof_paths[name])), labels)
         for name in names
     ])  # fmt: skip
     P_test = np.stack([test_table(test_paths[name]) for name in names])
@@ -668,17 +675,19 @@ def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: 
                 test_table(fold_test_paths[name][k]) if name in fold_test_paths else P_test[names.index(name)]
                 for name in names
             ])  # fmt: skip
-    blend = fit_blend(names, P_oof, y, folds, P_test, settings, P_fold_tests, trained_priors)
-    return blend, _probability_frame(blend.oof, "id", ids, folds), _probability_frame(blend.test, "fname", fnames)
+    blend = fit_blend(names, P_oof, y, folds, P_test, settings, P_fold_tests, trained_priors, labels)
+    return (blend, _probability_frame(blend.oof, "id", ids, labels, folds),
+            _probability_frame(blend.test, "fname", fnames, labels))  # fmt: skip
 
 
 def label_mix(blend: Blend) -> pd.DataFrame:
     """Per label: the share the blend predicts on the test set and, with prior correction, the mix
     the blend's probabilities were made under and EM's estimate of the test's."""
-    predicted = np.bincount(blend.test.argmax(1), minlength=len(LABELS)) / len(blend.test)
-    table = pd.DataFrame({"label": LABELS, "predicted": predicted})
+    n_labels = len(blend.labels)
+    predicted = np.bincount(blend.test.argmax(1), minlength=n_labels) / len(blend.test)
+    table = pd.DataFrame({"label": blend.labels, "predicted": predicted})
     if blend.argmax_test is not None:
-        argmax = np.bincount(blend.argmax_test.argmax(1), minlength=len(LABELS)) / len(blend.test)
+        argmax = np.bincount(blend.argmax_test.argmax(1), minlength=n_labels) / len(blend.test)
         table["argmax"] = argmax  # before match_mix
         table["mean_probability"] = blend.argmax_test.mean(0)  # the mix match_mix labels to
     if blend.test_prior is not None:
@@ -694,8 +703,8 @@ def em_held_back(blend: Blend) -> dict[str, list[str]]:
         return {"down": [], "up": []}
     gap = blend.em_unbounded - blend.test_prior
     return {
-        "down": [label for label, g in zip(LABELS, gap) if g > 1e-3],
-        "up": [label for label, g in zip(LABELS, gap) if g < -1e-3],
+        "down": [label for label, g in zip(blend.labels, gap) if g > 1e-3],
+        "up": [label for label, g in zip(blend.labels, gap) if g < -1e-3],
     }
 
 
@@ -704,11 +713,11 @@ def candidate_labels(blend: Blend, fnames: list[str]) -> pd.DataFrame:
     what the hidden solution (or a later leaderboard) can score candidate by candidate."""
     table = pd.DataFrame({"fname": fnames})
     for name, probabilities in blend.candidate_tests.items():
-        table[name] = np.asarray(LABELS)[probabilities.argmax(1)]
-    table["final"] = np.asarray(LABELS)[blend.test.argmax(1)]
+        table[name] = np.asarray(blend.labels)[probabilities.argmax(1)]
+    table["final"] = np.asarray(blend.labels)[blend.test.argmax(1)]
     return table
 
 
 def fold_table(blend: Blend, fold: int, fnames: list[str]) -> pd.DataFrame:
     """The test table of the blend fitted without ``fold``, applied to the fold's own models."""
-    return _probability_frame(blend.fold_tests[fold], "fname", fnames)
+    return _probability_frame(blend.fold_tests[fold], "fname", fnames, blend.labels)

@@ -6,9 +6,10 @@ the package, as inputs — derived here from the import statements (``ast``, not
 imported, so the workflow parses in milliseconds), never kept by hand: a new module is never
 forgotten, and editing ``labels.py`` re-runs every step that imports it.
 
-Architectures are the one exception: the registry loads every ``architectures/<name>.py``, but a
-model runs only its own, so that editing one architecture re-trains only the models built on it
-(:func:`model_modules`).
+Two registries load modules by name, which imports cannot show. Architectures: the registry loads
+every ``architectures/<name>.py``, but a model runs only its own, so that editing one architecture
+re-trains only the models built on it (:func:`model_modules`). Competitions: a script that loads
+one runs the selected competition's module only (``competition`` of :func:`script_modules`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 PACKAGE = "wavefold"
 ROOT = Path(__file__).resolve().parent  # scripts/wavefold
 ARCHITECTURES = ROOT / "architectures"
+COMPETITIONS = ROOT / "competitions" / "__init__.py"
 
 
 def _module_file(dotted: str) -> Path | None:
@@ -75,7 +77,11 @@ def _closure(start: Path, skip_architectures: bool) -> frozenset[Path]:
     while todo:
         path = todo.pop()
         for module in _imported(path):
-            if skip_architectures and module.parent == ARCHITECTURES and module.name not in ("__init__.py", "blocks.py"):
+            if (
+                skip_architectures
+                and module.parent == ARCHITECTURES
+                and module.name not in ("__init__.py", "blocks.py")
+            ):
                 continue
             if module not in seen:
                 seen.add(module)
@@ -83,13 +89,21 @@ def _closure(start: Path, skip_architectures: bool) -> frozenset[Path]:
     return frozenset(seen)
 
 
-def script_modules(script: str | Path) -> list[str]:
-    """Every package module ``script`` runs, sorted, as paths (the rule's ``code`` input)."""
-    return sorted(str(p) for p in _closure(Path(script).resolve(), True))
+def _with_competition(modules: frozenset[Path], competition: str | Path | None) -> frozenset[Path]:
+    if competition is None or COMPETITIONS not in modules:
+        return modules
+    own = Path(competition).resolve()
+    return modules | {own} | _closure(own, True)
 
 
-def model_modules(script: str | Path, architecture: str) -> list[str]:
+def script_modules(script: str | Path, competition: str | Path | None = None) -> list[str]:
+    """Every package module ``script`` runs, sorted, as paths (the rule's ``code`` input); with the
+    module file of the ``competition`` it loads, if it loads one."""
+    return sorted(str(p) for p in _with_competition(_closure(Path(script).resolve(), True), competition))
+
+
+def model_modules(script: str | Path, architecture: str, competition: str | Path | None = None) -> list[str]:
     """The modules a model's job runs: the script's, and of the architectures only the model's own."""
     own = ARCHITECTURES / f"{architecture}.py"
     modules = _closure(Path(script).resolve(), True) | {own} | _closure(own, True)
-    return sorted(str(p) for p in modules)
+    return sorted(str(p) for p in _with_competition(modules, competition))

@@ -1,8 +1,9 @@
-"""Cross-validation folds: stratified, grouped by speaker, with silence cut from fold-owned noise.
+"""Cross-validation folds: stratified, grouped (by speaker), with silence cut from fold-owned noise.
 
-Clips come from scikit-learn's ``StratifiedGroupKFold``: a speaker's clips all land in one fold,
-and each fold gets about the same share of every word (hence of every label). The competition has
-no labelled silence; it is cut from the background recordings. Each recording is split into
+Clips come from scikit-learn's ``StratifiedGroupKFold``: a group's clips (a speaker's, in the speech
+challenge) all land in one fold, and each fold gets about the same share of every target class
+(hence of every label). A competition without labelled silence has it cut from the background
+recordings. Each recording is split into
 ``n_folds`` contiguous stretches and each stretch belongs to one fold, so a silence example of a
 validation fold (and, later, the noise mixed into its training side) never shares a sample of
 audio with another fold.
@@ -15,29 +16,31 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from .errors import ExplainedError
-from .labels import LABELS
 
 
 class FoldError(ExplainedError, ValueError):
     pass
 
 
-def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, clip_samples: int) -> None:
+def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, clip_samples: int,
+                     needs_noise: bool = True) -> None:  # fmt: skip
     """Raise :class:`FoldError` naming ``folds.n_folds`` and the largest count that works, unless every
-    fold can get speakers of its own, clips of every label, and a stretch of noise to cut silence from."""
+    fold can get groups of its own, clips of every label, and (``needs_noise``: the competition's
+    silence is cut from noise) a stretch of noise to cut silence from."""
     problems, limits = [], []
-    speakers = train["speaker"].nunique()
-    if speakers < n_folds:
-        problems.append(f"the training set has only {speakers} speakers; each fold needs speakers of its own")
-        limits.append(speakers)
-    per_label = train.groupby("label")["speaker"].nunique()
+    groups = train["group"].nunique()
+    if groups < n_folds:
+        problems.append(f"the training set has only {groups} speakers (groups); each fold needs groups of its own")
+        limits.append(groups)
+    per_label = train.groupby("label")["group"].nunique()
     short = per_label[per_label < n_folds]
     if len(short):
         examples = ", ".join(f"'{label}' {count}" for label, count in short.sort_values().head(3).items())
-        problems.append(f"some labels have fewer speakers than folds ({examples}): a fold would have none to validate on")
+        problems.append(f"some labels have fewer speakers (groups) than folds ({examples}): a fold would have none "
+                        "to validate on")  # fmt: skip
         limits.append(int(short.min()))
     longest = int(noise["length"].max()) if len(noise) else 0
-    if longest // clip_samples < n_folds:
+    if needs_noise and longest // clip_samples < n_folds:
         problems.append(f"the longest background recording holds {longest // clip_samples} clips of audio: too few "
                         f"to give every fold a stretch of its own to cut silence from")  # fmt: skip
         limits.append(longest // clip_samples)
@@ -49,18 +52,20 @@ def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, cli
 
 def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
     """Fold number (0..n_folds-1) of every row of the train manifest."""
-    speakers = train["speaker"].nunique()
-    if speakers < n_folds:
+    groups = train["group"].nunique()
+    if groups < n_folds:
         raise FoldError(
-            f"folds.n_folds is {n_folds} but the training set has only {speakers} speakers; "
-            f"each fold needs speakers of its own. Lower folds.n_folds."
+            f"folds.n_folds is {n_folds} but the training set has only {groups} speakers (groups); "
+            f"each fold needs groups of its own. Lower folds.n_folds."
         )
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
     try:
-        splits = list(splitter.split(np.zeros(len(train)), train["word"], train["speaker"]))
+        splits = list(splitter.split(np.zeros(len(train)), train["target"], train["group"]))
     except ValueError as error:
-        raise FoldError(f"folds.n_folds is {n_folds}: the folds cannot be made ({error}). Lower folds.n_folds.") from error
+        raise FoldError(
+            f"folds.n_folds is {n_folds}: the folds cannot be made ({error}). Lower folds.n_folds."
+        ) from error
     for k, (_train_rows, validation_rows) in enumerate(splits):
         fold[validation_rows] = k
     return fold
@@ -85,7 +90,8 @@ def noise_segments(noise: pd.DataFrame, n_folds: int, min_length: int) -> pd.Dat
     return pd.DataFrame(rows, columns=["name", "fold", "start", "length"])
 
 
-def silence_clips(segments: pd.DataFrame, per_fold: dict[int, int], clip_samples: int, seed: int) -> pd.DataFrame:
+def silence_clips(segments: pd.DataFrame, per_fold: dict[int, int], clip_samples: int, seed: int,
+                  label: str = "silence") -> pd.DataFrame:  # fmt: skip
     """Silence examples of each fold, as (start, gain) windows inside that fold's own noise stretches.
 
     A tenth are digital silence (gain 0); the rest are noise at -40..0 dB, as quiet rooms are.
@@ -102,7 +108,7 @@ def silence_clips(segments: pd.DataFrame, per_fold: dict[int, int], clip_samples
             start = int(seg["start"] + rng.integers(0, seg["length"] - clip_samples + 1))
             gain = 0.0 if rng.random() < 0.1 else float(10 ** (rng.uniform(-40, 0) / 20))
             rows.append({"id": f"silence/{fold}_{i:05d}", "fold": fold, "noise": seg["name"],
-                         "start": start, "gain": round(gain, 6), "label": "silence"})  # fmt: skip
+                         "start": start, "gain": round(gain, 6), "label": label})  # fmt: skip
     return pd.DataFrame(rows, columns=["id", "fold", "noise", "start", "gain", "label"])
 
 
@@ -112,10 +118,10 @@ def silence_per_fold(fold_sizes: pd.Series, silence_share: float) -> dict[int, i
 
 
 def check_no_leakage(folds: pd.DataFrame, segments: pd.DataFrame, silence: pd.DataFrame, clip_samples: int) -> None:
-    """Raise :class:`FoldError` if a speaker or a stretch of noise sits in two folds."""
-    spread = folds.groupby("speaker")["fold"].nunique()
+    """Raise :class:`FoldError` if a group (speaker) or a stretch of noise sits in two folds."""
+    spread = folds.groupby("group")["fold"].nunique()
     if (spread > 1).any():
-        raise FoldError(f"speakers in several folds: {list(spread[spread > 1].index[:5])}")
+        raise FoldError(f"groups (speakers) in several folds: {list(spread[spread > 1].index[:5])}")
     for clip in silence.itertuples(index=False):
         own = segments[(segments["fold"] == clip.fold) & (segments["name"] == clip.noise)]
         inside = (own["start"] <= clip.start) & (clip.start + clip_samples <= own["start"] + own["length"])
@@ -123,13 +129,14 @@ def check_no_leakage(folds: pd.DataFrame, segments: pd.DataFrame, silence: pd.Da
             raise FoldError(f"silence clip {clip.id} reaches outside the noise of fold {clip.fold}")
 
 
-def summary(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
-    """Clips per fold and label, plus speakers per fold: the table the fold step reports."""
+def summary(folds: pd.DataFrame, silence: pd.DataFrame, labels) -> pd.DataFrame:
+    """Clips per fold and label (``labels``: the competition's), plus groups (speakers) per fold: the
+    table the fold step reports."""
     table = pd.concat([folds[["fold", "label"]], silence[["fold", "label"]]])
     counts = table.pivot_table(index="fold", columns="label", aggfunc="size", fill_value=0)
-    counts = counts.reindex(columns=list(LABELS), fill_value=0)
+    counts = counts.reindex(columns=list(labels), fill_value=0)
     counts["clips"] = counts.sum(axis=1)
-    counts["speakers"] = folds.groupby("fold")["speaker"].nunique()
+    counts["groups"] = folds.groupby("fold")["group"].nunique()
     counts.loc["all"] = counts.sum()
-    counts.loc["all", "speakers"] = folds["speaker"].nunique()
+    counts.loc["all", "groups"] = folds["group"].nunique()
     return counts.astype(int)

@@ -1,8 +1,12 @@
 """Manifests of the train, test and noise audio, every file checked, every problem written down.
 
-``train.csv``: one row per usable training clip — ``id`` (``word/name.wav``; names repeat across
-word folders), ``path``, ``word``, ``label`` (12 classes), ``speaker``, ``repeat``, ``list``
-(``training``/``validation``/``testing`` from the shipped list files) and what was stored.
+Which files there are, and their labels and groups, is the competition's to say
+(:meth:`wavefold.competitions.Competition.list_train`); this module reads and checks the audio.
+
+``train.csv``: one row per usable training clip — ``id``, ``path``, ``target`` (the finest class
+the competition names), ``label`` (the submission label), ``group`` (clips that share a fold),
+the competition's own columns (the speech challenge: ``speaker``, ``repeat``, ``list``) and what
+was stored.
 ``test.csv``: every test clip, ``usable`` False where its audio could not be read (it is cached as
 silence, because the submission still needs a row for it). ``noise.csv``: the background recordings.
 ``problems.csv``: one row per problem per file, with the action taken. Row order is the cache's.
@@ -19,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .audio import AudioPolicy, ClipReport, conform
-from .labels import NOISE_FOLDER, TEST_CLIP_NAME, TRAIN_CLIP_NAME, WORDS, label_of, speaker_of
+from .competitions import Competition
 
 log = logging.getLogger(__name__)
 
@@ -61,84 +65,34 @@ def _problem_rows(split: str, path: str, report: ClipReport) -> list[dict]:
     return [_problem(split, path, p.kind, p.detail, p.action) for p in report.problems]
 
 
-def read_lists(train_dir: Path) -> dict[str, str]:
-    """Clip id -> ``validation``/``testing`` from the shipped list files (absent: ``training``)."""
-    membership = {}
-    for name in ("validation", "testing"):
-        list_file = train_dir / f"{name}_list.txt"
-        if list_file.is_file():
-            for line in list_file.read_text().split():
-                membership[line.strip()] = name
-        else:
-            log.warning("%s is missing: every clip is taken as 'training' in the list column", list_file)
-    return membership
-
-
-def index_train(root: Path, policy: AudioPolicy, workers: int) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
-    """(train manifest, noise manifest, problems) for ``root/train``."""
-    audio = root / "train" / "audio"
-    problems: list[dict] = []
-    clip_paths: list[Path] = []
-    for folder in sorted(p for p in audio.iterdir() if p.is_dir()):
-        if folder.name == NOISE_FOLDER:
-            continue
-        if folder.name not in WORDS:
-            problems.append(
-                _problem(
-                    "train", str(folder.relative_to(root)), "unexpected_folder", "not one of the 30 words", "skipped"
-                )
-            )
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() == ".wav":
-                clip_paths.append(path)
-            else:
-                problems.append(
-                    _problem("train", str(path.relative_to(root)), "not_audio", "not a .wav file", "skipped")
-                )
-
-    reports = inspect_all(clip_paths, policy, workers, "checking train clips")
-    membership = read_lists(root / "train")
-    rows = []
-    for path, report in zip(clip_paths, reports):
-        relative = str(path.relative_to(root))
-        clip_id = f"{path.parent.name}/{path.name}"
+def index_train(root: Path, competition: Competition, policy: AudioPolicy,
+                workers: int) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:  # fmt: skip
+    """(train manifest, noise manifest, problems) of the extracted competition at ``root``."""
+    listing = competition.list_train(root, warn=log.warning)
+    problems = list(listing.problems)
+    clips = listing.clips
+    reports = inspect_all([root / p for p in clips["path"]], policy, workers, "checking train clips")
+    keep = []
+    for relative, report in zip(clips["path"], reports):
         problems += _problem_rows("train", relative, report)
-        match = TRAIN_CLIP_NAME.match(path.name)
-        if match is None:
-            problems.append(_problem("train", relative, "name", "not <speaker>_nohash_<n>.wav", "kept"))
-        if report.rejected:
-            continue
-        rows.append({
-            "id": clip_id, "path": relative, "word": path.parent.name, "label": label_of(path.parent.name),
-            "speaker": speaker_of(path.name) if match is None else match["speaker"],
-            "repeat": int(match["repeat"]) if match else 0, "list": membership.get(clip_id, "training"),
-            **_report_columns(report),
-        })  # fmt: skip
-    train = pd.DataFrame(rows)
+        keep.append(not report.rejected)
+    stored = pd.DataFrame([_report_columns(r) for r, k in zip(reports, keep) if k])
+    train = pd.concat([clips[keep].reset_index(drop=True), stored], axis=1)
 
-    noise_paths = sorted((audio / NOISE_FOLDER).glob("*.wav"))
-    noise_reports = inspect_all(noise_paths, policy, 1, "checking noise", fixed_length=False)
+    noise_reports = inspect_all([root / p for p in listing.noise], policy, 1, "checking noise", fixed_length=False)
     noise_rows = []
-    for path, report in zip(noise_paths, noise_reports):
-        relative = str(path.relative_to(root))
+    for relative, report in zip(listing.noise, noise_reports):
         problems += _problem_rows("noise", relative, report)
         if not report.rejected:
-            noise_rows.append({"name": path.name, "path": relative, **_report_columns(report)})
-    return train, pd.DataFrame(noise_rows), problems
+            noise_rows.append({"name": Path(relative).name, "path": relative, **_report_columns(report)})
+    noise = pd.DataFrame(noise_rows, columns=["name", "path", *_report_columns(ClipReport())])
+    return train, noise, problems
 
 
-def index_test(root: Path, policy: AudioPolicy, workers: int) -> tuple[pd.DataFrame, list[dict]]:
-    audio = root / "test" / "audio"
-    problems: list[dict] = []
-    paths = []
-    for path in sorted(audio.iterdir()):
-        if path.suffix.lower() == ".wav":
-            paths.append(path)
-            if not TEST_CLIP_NAME.match(path.name):
-                problems.append(_problem("test", str(path.relative_to(root)), "name", "not clip_<9 hex>.wav", "kept"))
-        else:
-            problems.append(_problem("test", str(path.relative_to(root)), "not_audio", "not a .wav file", "skipped"))
+def index_test(
+    root: Path, competition: Competition, policy: AudioPolicy, workers: int
+) -> tuple[pd.DataFrame, list[dict]]:
+    paths, problems = competition.list_test(root)
     reports = inspect_all(paths, policy, workers, "checking test clips")
     rows = []
     for path, report in zip(paths, reports):
@@ -157,7 +111,7 @@ def problems_frame(problems: list[dict]) -> pd.DataFrame:
 
 def summarise(train: pd.DataFrame, test: pd.DataFrame, noise: pd.DataFrame, problems: pd.DataFrame) -> str:
     lines = [
-        f"train: {len(train)} usable clips, {train['speaker'].nunique() if len(train) else 0} speakers",
+        f"train: {len(train)} usable clips, {train['group'].nunique() if len(train) else 0} groups (speakers)",
         f"test: {len(test)} clips, {int((~test['usable']).sum()) if len(test) else 0} unreadable (cached as silence)",
         f"noise: {len(noise)} recordings, {noise['stored_seconds'].sum() if len(noise) else 0:.1f} s",
         f"problems: {len(problems)} (by problem and action below)",

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .labels import LABELS
-
 log = logging.getLogger(__name__)
 
 
@@ -31,17 +29,19 @@ class PseudoSettings:
 
 
 def select(blend: pd.DataFrame, models: dict[str, pd.DataFrame], test_index: pd.DataFrame,
-           labelled_counts: pd.Series, settings: PseudoSettings) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+           labelled_counts: pd.Series, settings: PseudoSettings, labels) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """The pseudo-labelled clips (fname, row in the test cache, label, confidence, and the blend's
-    probability of every label: the soft targets of ``pseudo_label.soft``) and a per-class summary."""
+    probability of every label: the soft targets of ``pseudo_label.soft``) and a per-class summary.
+    ``labels``: the competition's, the probability tables' columns."""
+    labels = list(labels)
     if not blend["fname"].equals(test_index["fname"]):
         raise ValueError("the blend's test clips are not in the order of the test index; re-run blend")
-    probabilities = blend[list(LABELS)].to_numpy()
+    probabilities = blend[labels].to_numpy()
     predicted = probabilities.argmax(1)
     confidence = probabilities.max(1)
     candidates = pd.DataFrame({"fname": blend["fname"], "row": np.arange(len(blend)),
-                               "label": np.array(LABELS)[predicted], "confidence": confidence})  # fmt: skip
-    candidates[list(LABELS)] = probabilities
+                               "label": np.array(labels)[predicted], "confidence": confidence})  # fmt: skip
+    candidates[labels] = probabilities
     usable = test_index["usable"].astype(bool).to_numpy()
     confident = confidence >= settings.threshold
     agree = np.ones(len(blend), bool)
@@ -49,15 +49,15 @@ def select(blend: pd.DataFrame, models: dict[str, pd.DataFrame], test_index: pd.
         for name, table in models.items():
             if not table["fname"].equals(blend["fname"]):
                 raise ValueError(f"model {name}'s test clips are not in the order of the blend; re-run average_folds")
-            agree &= table[list(LABELS)].to_numpy().argmax(1) == predicted
+            agree &= table[labels].to_numpy().argmax(1) == predicted
     keep = usable & confident & agree
     chosen, rows = [], []
-    for label in LABELS:
+    for label in labels:
         pool = candidates[keep & (candidates["label"] == label)].sort_values(["confidence", "fname"], ascending=[False, True])
         cap = int(np.floor(settings.class_cap * labelled_counts.get(label, 0)))
         chosen.append(pool.head(cap))
-        rows.append({"label": label, "predicted": int((predicted == LABELS.index(label)).sum()),
-                     "confident": int((confident & usable & (predicted == LABELS.index(label))).sum()),
+        rows.append({"label": label, "predicted": int((predicted == labels.index(label)).sum()),
+                     "confident": int((confident & usable & (predicted == labels.index(label))).sum()),
                      "agreed": len(pool), "cap": cap, "taken": min(cap, len(pool))})  # fmt: skip
     summary = pd.DataFrame(rows)
     summary.loc[len(summary)] = {"label": "all", **{k: int(summary[k].sum()) for k in summary.columns[1:]}}

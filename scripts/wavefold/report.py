@@ -10,23 +10,28 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .labels import LABELS
-from .submission import label_shares, make_submission
+from .submission import label_shares
 
 
-def confusion(oof: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
-    """Rows: true label; columns: predicted label; counts."""
-    predicted = pd.Categorical(np.array(LABELS)[oof[list(LABELS)].to_numpy().argmax(1)], categories=LABELS)
-    actual = pd.Categorical(truth.loc[oof["id"]].to_numpy(), categories=LABELS)
-    return pd.crosstab(actual, predicted, dropna=False).reindex(index=LABELS, columns=LABELS, fill_value=0)
+def _top_label(table: pd.DataFrame, labels) -> np.ndarray:
+    return np.array(labels)[table[list(labels)].to_numpy().argmax(1)]
+
+
+def confusion(oof: pd.DataFrame, truth: pd.Series, labels) -> pd.DataFrame:
+    """Rows: true label; columns: predicted (top) label; counts. ``labels``: the competition's."""
+    labels = list(labels)
+    predicted = pd.Categorical(_top_label(oof, labels), categories=labels)
+    actual = pd.Categorical(truth.loc[oof["id"]].to_numpy(), categories=labels)
+    return pd.crosstab(actual, predicted, dropna=False).reindex(index=labels, columns=labels, fill_value=0)
 
 
 def plot_confusion(matrix: pd.DataFrame, title: str, path) -> None:
     shares = matrix.div(matrix.sum(1).clip(lower=1), axis=0)
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     image = ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(LABELS)), LABELS, rotation=60, ha="right")
-    ax.set_yticks(range(len(LABELS)), LABELS)
+    labels = list(matrix.index)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for (i, j), count in np.ndenumerate(matrix.to_numpy()):
@@ -41,26 +46,27 @@ def plot_confusion(matrix: pd.DataFrame, title: str, path) -> None:
 
 
 def per_class_accuracy(matrix: pd.DataFrame) -> pd.Series:
-    return pd.Series(np.diag(matrix.to_numpy()) / matrix.sum(1).clip(lower=1).to_numpy(), index=LABELS)
+    return pd.Series(np.diag(matrix.to_numpy()) / matrix.sum(1).clip(lower=1).to_numpy(), index=matrix.index)
 
 
-def confidently_wrong(oof: pd.DataFrame, truth: pd.Series, count: int = 50) -> pd.DataFrame:
+def confidently_wrong(oof: pd.DataFrame, truth: pd.Series, labels, count: int = 50) -> pd.DataFrame:
     """The OOF clips the blend got wrong with the highest confidence: label errors and hard cases to listen to."""
-    probabilities = oof[list(LABELS)].to_numpy()
+    labels = list(labels)
+    probabilities = oof[labels].to_numpy()
     table = pd.DataFrame({"id": oof["id"], "fold": oof["fold"], "label": truth.loc[oof["id"]].to_numpy(),
-                          "predicted": np.array(LABELS)[probabilities.argmax(1)],
+                          "predicted": np.array(labels)[probabilities.argmax(1)],
                           "confidence": probabilities.max(1)})  # fmt: skip
-    table["p_label"] = probabilities[np.arange(len(table)), table["label"].map(LABELS.index).to_numpy()]
+    table["p_label"] = probabilities[np.arange(len(table)), table["label"].map(labels.index).to_numpy()]
     wrong = table[table["label"] != table["predicted"]]
     return wrong.sort_values(["confidence", "id"], ascending=[False, True]).head(count).reset_index(drop=True)
 
 
-def label_mix(oof: pd.DataFrame, truth: pd.Series, test: pd.DataFrame) -> pd.DataFrame:
-    """Share of each label: true in the OOF clips, predicted on them, predicted on the test clips."""
+def label_mix(oof: pd.DataFrame, truth: pd.Series, test: pd.DataFrame, labels) -> pd.DataFrame:
+    """Share of each label: true in the OOF clips, predicted (top label) on them and on the test clips."""
     return pd.DataFrame({
-        "train (true)": label_shares(truth.loc[oof["id"]].to_numpy()),
-        "train (predicted, OOF)": label_shares(np.array(LABELS)[oof[list(LABELS)].to_numpy().argmax(1)]),
-        "test (predicted)": label_shares(make_submission(test)["label"]),
+        "train (true)": label_shares(truth.loc[oof["id"]].to_numpy(), labels),
+        "train (predicted, OOF)": label_shares(_top_label(oof, labels), labels),
+        "test (predicted)": label_shares(_top_label(test, labels), labels),
     })  # fmt: skip
 
 

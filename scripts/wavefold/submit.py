@@ -86,9 +86,9 @@ def _score(value) -> float | None:
         return None
 
 
-def submit_local(path: Path, solution: Path, sha256: str) -> Outcome:
-    """The local scorer: the demo's hidden solution stands in for Kaggle's."""
-    scores = submission.score(pd.read_csv(path), pd.read_csv(solution))
+def submit_local(path: Path, solution: Path, sha256: str, competition) -> Outcome:
+    """The local scorer: the demo's hidden solution stands in for Kaggle's (scored by the competition's metric)."""
+    scores = submission.score(pd.read_csv(path), pd.read_csv(solution), competition)
     return Outcome(f"local-{sha256[:12]}", "complete", scores["public"], scores["private"])
 
 

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from ..features import FrontEnd
-from ..labels import LABELS, label_of
 from ..models import create_model, input_kind
 from .settings import FeatureSettings, TrainSettings
 
@@ -46,20 +45,12 @@ def load(path: Path, device: torch.device) -> tuple[Classifier, list[str], Train
     return model, saved["label_space"], settings
 
 
-def to_labels12(probabilities: np.ndarray, label_space: list[str]) -> np.ndarray:
-    """Probabilities over a label space -> the 12 competition labels (auxiliary words sum into unknown)."""
-    out = np.zeros((len(probabilities), len(LABELS)), dtype=np.float64)
-    for i, name in enumerate(label_space):
-        target = name if name in LABELS else label_of(name)
-        out[:, LABELS.index(target)] += probabilities[:, i]
-    return out
-
-
 def probability_table(
-    ids: list[str], probabilities: np.ndarray, id_column: str, fold: int | None = None
+    ids: list[str], probabilities: np.ndarray, labels, id_column: str, fold: int | None = None
 ) -> pd.DataFrame:
-    """The one probability format of the workflow (DESIGN.md, Contracts)."""
-    table = pd.DataFrame(probabilities, columns=list(LABELS))
+    """The one probability format of the workflow (DESIGN.md, Contracts): an id column, the fold
+    (out-of-fold tables), and one column per submission label, in the competition's order."""
+    table = pd.DataFrame(probabilities, columns=list(labels))
     table.insert(0, id_column, ids)
     if fold is not None:
         table.insert(1, "fold", fold)

@@ -10,18 +10,17 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..labels import LABELS, WORDS, label_of
 from .settings import TrainSettings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # a type only: training runs on any competition's label space, passed in as data
+    from ..competitions import LabelSpace
 
-#: The label spaces a model can be trained in. ``words31`` learns every word (+ silence) and folds
-#: the 20 auxiliary words into ``unknown`` when it writes probabilities.
-LABEL_SPACES = {"labels12": list(LABELS), "words31": list(WORDS) + ["silence"]}
+log = logging.getLogger(__name__)
 
 
 def _empty() -> np.ndarray:
@@ -44,7 +43,7 @@ class FoldData:
     val_targets: np.ndarray
     val_ids: list[str]
     val_silence: pd.DataFrame  # start, gain, id of this fold's silence examples
-    label_space: list[str]
+    space: LabelSpace  # the classes the model learns, and the labels they fold into
     samples: int
     inner_rows: np.ndarray = field(default_factory=_empty)  # held-out training-side speakers (epoch_selection inner)
     inner_targets: np.ndarray = field(default_factory=_empty)
@@ -77,7 +76,7 @@ class FoldData:
     def batch_targets(self, source: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """(batch, classes) float32 targets of an epoch plan's examples: one-hot of ``labels``, except
         the pseudo-labelled clips of soft pseudo-labels, which get the blend's probabilities."""
-        targets = np.eye(len(self.label_space), dtype=np.float32)[labels]
+        targets = np.eye(len(self.space.classes), dtype=np.float32)[labels]
         if self.pseudo_probabilities is not None:
             offset = len(self.clips) + len(self.variants)
             pseudo = source >= offset
@@ -86,6 +85,15 @@ class FoldData:
                 where = order[np.searchsorted(self.pseudo_rows, source[pseudo] - offset, sorter=order)]
                 targets[pseudo] = self.pseudo_probabilities[where]
         return targets
+
+    @property
+    def label_space(self) -> list[str]:
+        """The classes the model learns (the names its outputs and saved model carry)."""
+        return list(self.space.classes)
+
+    @property
+    def silence_class(self) -> int | None:
+        return self.space.silence_class
 
     @cached_property
     def _pseudo_order(self) -> np.ndarray:
@@ -108,7 +116,7 @@ def load_fold(
     silence: pd.DataFrame,
     segments: pd.DataFrame,
     fold: int,
-    label_space: str,
+    space: LabelSpace,
     variants: np.ndarray | None = None,
     variant_sources: np.ndarray | None = None,
     test_clips: np.ndarray | None = None,
@@ -119,21 +127,27 @@ def load_fold(
     pseudo_soft: bool = False,
 ) -> FoldData:
     """One fold's data. Offline variants (and their source rows) and pseudo-labelled test clips
-    (``pseudo``: test-cache row and 12-class label) are optional; both only ever train. With
-    ``inner_share``, that share of the training side's speakers is held out of training as an
-    inner validation split (for choosing the epoch without looking at the fold). ``pseudo_soft``: the
-    pseudo-labelled clips train toward the probabilities in ``pseudo`` (labels12 models only)."""
-    classes = LABEL_SPACES[label_space]
+    (``pseudo``: test-cache row and label) are optional; both only ever train. With ``inner_share``,
+    that share of the training side's groups (speakers) is held out of training as an inner
+    validation split (for choosing the epoch without looking at the fold). ``pseudo_soft``: the
+    pseudo-labelled clips train toward the probabilities in ``pseudo`` (for models whose classes are
+    the labels). A clip's class is its ``target`` where the space has that class (``words31``: the
+    word), else its ``label``."""
+    classes = space.classes
     index = {name: i for i, name in enumerate(classes)}
-    key = folds["word"] if label_space == "words31" else folds["label"]
+    key = folds["target"].where(folds["target"].isin(classes), folds["label"])
     targets = key.map(index).to_numpy()
+    if np.isnan(targets.astype(float)).any():
+        missing = sorted(set(key[pd.isna(key.map(index))]))[:5]
+        raise ValueError(f"training clips of classes {missing} that the label space {space.name} does not have")
+    targets = targets.astype(int)
     is_val = (folds["fold"] == fold).to_numpy()
     is_inner = np.zeros(len(folds), bool)
     if inner_share > 0:
-        held = inner_speakers(folds.loc[~is_val, "speaker"], inner_share, seed)
-        is_inner = ~is_val & folds["speaker"].isin(held).to_numpy()
+        held = inner_speakers(folds.loc[~is_val, "group"], inner_share, seed)
+        is_inner = ~is_val & folds["group"].isin(held).to_numpy()
         log.info(
-            "inner split: %d clips of %d training-side speakers held out for choosing the epoch",
+            "inner split: %d clips of %d training-side groups (speakers) held out for choosing the epoch",
             int(is_inner.sum()),
             len(held),
         )
@@ -150,24 +164,25 @@ def load_fold(
         usable = pseudo["label"].isin(classes)
         if (~usable).any():
             log.info(
-                "pseudo-labels: %d 'unknown' clips left out: not a class of the %s label space",
+                "pseudo-labels: %d clips left out (%s): not a class of the %s label space",
                 int((~usable).sum()),
-                label_space,
+                ", ".join(sorted(set(pseudo.loc[~usable, "label"]))),
+                space.name,
             )
         pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
         pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
-        if pseudo_soft and label_space != "labels12":
-            log.info("pseudo-labels: hard labels for this %s model: the blend's 12 labels do not say which "
-                     "word an unknown clip is (pseudo_label.soft applies to labels12 models)", label_space)  # fmt: skip
+        if pseudo_soft and not space.is_labels:
+            log.info("pseudo-labels: hard labels for this %s model: the blend's labels do not say which of its "
+                     "classes a clip is (pseudo_label.soft applies to models that learn the labels)", space.name)  # fmt: skip
         elif pseudo_soft:
-            missing = set(LABELS) - set(pseudo.columns)
+            missing = set(space.labels) - set(pseudo.columns)
             if missing:
                 raise ValueError(f"pseudo-labels without the probability columns {sorted(missing)}: made by an "
                                  "older pseudo_label step; re-run it (snakemake --forcerun pseudo_label)")  # fmt: skip
-            values = pseudo.loc[usable, list(LABELS)].to_numpy(np.float64)
+            values = pseudo.loc[usable, list(space.labels)].to_numpy(np.float64)
             pseudo_probabilities = (values / values.sum(1, keepdims=True)).astype(np.float32)
-        if pseudo_noise:
-            silent = np.sort(pseudo.loc[pseudo["label"] == "silence", "row"].to_numpy())
+        if pseudo_noise and space.silence is not None:
+            silent = np.sort(pseudo.loc[pseudo["label"] == space.silence, "row"].to_numpy())
             extra_noise = np.asarray(test_clips[silent]) if len(silent) else None
     return FoldData(
         clips=clips,
@@ -182,7 +197,7 @@ def load_fold(
         val_targets=targets[is_val],
         val_ids=folds.loc[is_val, "id"].tolist(),
         val_silence=own_silence,
-        label_space=classes,
+        space=space,
         samples=clips.shape[1],
         inner_rows=np.flatnonzero(is_inner),
         inner_targets=targets[is_inner],
@@ -196,8 +211,8 @@ def load_fold(
 
 def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Generator) -> np.ndarray:
     """Which of the training side's labelled clips an epoch draws (positions in ``train_rows``)."""
-    classes, targets = data.label_space, data.train_targets
-    silence_class = classes.index("silence")
+    classes, targets = data.space.classes, data.train_targets
+    silence_class = data.silence_class
     if settings.balanced:
         # Every class as often as the others; a small class is walked through in fresh permutations,
         # so no clip repeats before all of its class has been drawn.
@@ -211,7 +226,8 @@ def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Gener
         return np.concatenate(chosen) if chosen else _empty()
     if settings.unknown_share is not None:
         # In the words31 space, "unknown" is the 20 auxiliary words.
-        unknown_class = np.array([name != "silence" and label_of(name) == "unknown" for name in classes])
+        unknown_class = np.array([c != silence_class and label == "unknown"
+                                  for c, label in enumerate(data.space.class_labels)])  # fmt: skip
         is_unknown = unknown_class[targets]
         known = np.flatnonzero(~is_unknown)
         wanted = int(round(len(known) * settings.unknown_share / max(1e-9, 1 - settings.unknown_share)))
@@ -221,7 +237,7 @@ def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Gener
     return np.arange(len(targets))
 
 
-def pseudo_draw(pseudo_targets: np.ndarray, labelled_targets: np.ndarray, wanted: int, silence_class: int,
+def pseudo_draw(pseudo_targets: np.ndarray, labelled_targets: np.ndarray, wanted: int, silence_class: int | None,
                  silence_share: float, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
     """Which pseudo-labelled clips an epoch draws: up to ``wanted``, in the class mix of the epoch's
     labelled draw (each class at most that share of ``wanted``, and at most what it has).
@@ -232,9 +248,10 @@ def pseudo_draw(pseudo_targets: np.ndarray, labelled_targets: np.ndarray, wanted
     it more: a collapse that feeds itself. Drawn in the labelled mix, they bring the test audio
     without moving the class prior the model learns. Silence, which the epoch adds from noise
     (``silence_share``), counts at that share."""
-    size = int(max(pseudo_targets.max(), labelled_targets.max(initial=0), silence_class)) + 1
+    size = int(max(pseudo_targets.max(), labelled_targets.max(initial=0), silence_class or 0)) + 1
     mix = np.bincount(labelled_targets, minlength=size).astype(float)
-    mix[silence_class] = mix.sum() * silence_share / max(1e-9, 1 - silence_share)
+    if silence_class is not None:
+        mix[silence_class] = mix.sum() * silence_share / max(1e-9, 1 - silence_share)
     mix = mix / max(1.0, mix.sum())
     picks = []
     for c in np.unique(pseudo_targets):
@@ -249,7 +266,7 @@ def epoch_plan(
     data: FoldData, settings: TrainSettings, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One epoch's examples, shuffled: (cache row or -1 for silence, noise start for silence, target)."""
-    silence_class = data.label_space.index("silence")
+    silence_class = data.silence_class
     keep = _labelled_rows(data, settings, rng)
     clip_rows, clip_targets = data.train_rows[keep], data.train_targets[keep]
     n_pseudo = int(round(len(clip_rows) * settings.pseudo_share)) if len(data.pseudo_rows) else 0
@@ -263,7 +280,8 @@ def epoch_plan(
                             settings.silence_share, rng)  # fmt: skip
         clip_rows = np.concatenate([clip_rows, len(data.clips) + len(data.variants) + data.pseudo_rows[pick]])
         clip_targets = np.concatenate([clip_targets, data.pseudo_targets[pick]])
-    n_silence = int(round(len(clip_rows) * settings.silence_share / max(1e-9, 1 - settings.silence_share)))
+    silence_share = settings.silence_share if silence_class is not None else 0.0  # no silence class: none cut
+    n_silence = int(round(len(clip_rows) * silence_share / max(1e-9, 1 - silence_share)))
     starts = np.zeros(n_silence, dtype=np.int64)
     if n_silence and len(data.train_noise):
         lengths = data.train_noise[:, 1] - data.samples + 1
@@ -271,7 +289,7 @@ def epoch_plan(
         starts = data.train_noise[stretch, 0] + (rng.random(n_silence) * lengths[stretch]).astype(np.int64)
     source = np.concatenate([clip_rows, np.full(n_silence, -1)])
     start = np.concatenate([np.zeros(len(clip_rows), np.int64), starts])
-    target = np.concatenate([clip_targets, np.full(n_silence, silence_class)])
+    target = np.concatenate([clip_targets, np.full(n_silence, -1 if silence_class is None else silence_class)])
     order = rng.permutation(len(source))
     return source[order], start[order], target[order]
 
@@ -279,8 +297,8 @@ def epoch_plan(
 def training_mix(data: FoldData, settings: TrainSettings, seed: int, epochs: int = 3) -> np.ndarray:
     """The class mix the model is trained under, in its label space: what its probabilities assume
     about the world (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans."""
-    counts = np.zeros(len(data.label_space))
+    counts = np.zeros(len(data.space.classes))
     for epoch in range(epochs):
         target = epoch_plan(data, settings, np.random.default_rng([seed, 1000 + epoch]))[2]
-        counts += np.bincount(target, minlength=len(data.label_space))
+        counts += np.bincount(target, minlength=len(data.space.classes))
     return counts / max(1.0, counts.sum())

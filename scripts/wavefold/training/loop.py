@@ -30,7 +30,7 @@ from ..features import int16_to_float
 from . import optim, outputs
 from .batches import Prefetcher, gather, silence_windows
 from .checkpoint import Checkpoint
-from .classifier import Classifier, to_labels12
+from .classifier import Classifier
 from .data import FoldData, epoch_plan, training_mix
 from .inference import adapt_batch_norm, predict
 from .settings import AugmentSettings, TrainSettings
@@ -89,7 +89,8 @@ def train_fold(
     scaler = torch.amp.GradScaler(enabled=cuda)
     noise_device = torch.from_numpy(data.noise.astype(np.float32) / 32768.0).to(device)
     val_silence = silence_windows(data.noise, data.val_silence["start"], data.val_silence["gain"], data.samples)
-    val_targets = np.concatenate([data.val_targets, np.full(len(data.val_silence), data.label_space.index("silence"))])
+    silence_class = -1 if data.silence_class is None else data.silence_class  # no silence class: no silence rows
+    val_targets = np.concatenate([data.val_targets, np.full(len(data.val_silence), silence_class)])
     # Noise for mixing comes from the training side only: the stretches of the other folds.
     noise_parts = [noise_device[s : s + n] for s, n in data.train_noise]
     if settings.pseudo_noise and data.extra_noise is not None:
@@ -234,7 +235,7 @@ def train_fold(
         layers = adapt_batch_norm(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, seed)
         log.info("AdaBN: %d BatchNorm layers re-estimated on the fold's %d clips", layers, len(val_targets))
     probabilities = predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, shifts)
-    prior = to_labels12(training_mix(data, settings, seed)[None], data.label_space)[0]  # in the 12 labels
+    prior = data.space.fold(training_mix(data, settings, seed)[None])[0]  # in the submission's labels
     result = outputs.write(model, settings, data, probabilities, val_targets, curve, prior, paths, fold)
     checkpoint.clear()  # the job is complete: a later run of it trains afresh
     return result

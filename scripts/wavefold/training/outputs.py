@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..labels import LABELS, label_of
 from . import classifier
 
 
@@ -21,10 +20,10 @@ class JobPaths:
     checkpoint: Path
 
 
-def per_class_metrics(truth: np.ndarray, predicted: np.ndarray, prior: np.ndarray) -> pd.DataFrame:
+def per_class_metrics(truth: np.ndarray, predicted: np.ndarray, prior: np.ndarray, labels) -> pd.DataFrame:
     """Recall and precision per label and overall, and ``trained_share``: the label mix training drew."""
     rows = []
-    for c, name in enumerate(LABELS):
+    for c, name in enumerate(labels):
         is_true, is_pred = truth == c, predicted == c
         rows.append(
             {
@@ -52,15 +51,16 @@ def write(
     fold: int,
 ) -> dict:
     """Write the job's outputs; ``probabilities`` are over ``data.label_space`` for the fold's clips then silence."""
+    space = data.space
     ids = data.val_ids + data.val_silence["id"].tolist()
-    labels12 = classifier.to_labels12(probabilities, data.label_space)
-    names = np.array(data.label_space)[targets]
-    truth = np.array([LABELS.index(n if n in LABELS else label_of(n)) for n in names])
+    by_label = space.fold(probabilities)
+    truth = np.array([space.labels.index(space.class_labels[c]) for c in targets], dtype=int)
     for path in (paths.model, paths.oof, paths.curve, paths.metrics):
         path.parent.mkdir(parents=True, exist_ok=True)
     classifier.save(model, settings, data.label_space, paths.model)
-    classifier.probability_table(ids, labels12, "id", fold).to_csv(paths.oof, index=False, float_format="%.6g")
+    table = classifier.probability_table(ids, by_label, space.labels, "id", fold)
+    table.to_csv(paths.oof, index=False, float_format="%.6g")
     pd.DataFrame(curve).to_csv(paths.curve, index=False)
-    predicted = labels12.argmax(1)
-    per_class_metrics(truth, predicted, prior).to_csv(paths.metrics, index=False)
+    predicted = by_label.argmax(1)
+    per_class_metrics(truth, predicted, prior, space.labels).to_csv(paths.metrics, index=False)
     return {"fold_accuracy": float((predicted == truth).mean()), "epochs": len(curve)}

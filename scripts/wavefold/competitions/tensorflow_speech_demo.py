@@ -37,9 +37,18 @@ import soundfile as sf
 from scipy import signal
 from tqdm import tqdm
 
-from . import archives
-from .errors import ExplainedError
-from .labels import AUXILIARY_WORDS, COMMANDS, NOISE_FILES, NOISE_FOLDER, WORDS, official_split
+from .. import archives
+from ..errors import ExplainedError
+from .tensorflow_speech import (
+    ARCHIVES,
+    AUXILIARY_WORDS,
+    COMMANDS,
+    NOISE_FILES,
+    NOISE_FOLDER,
+    WORDS,
+    SpeechChallenge,
+    official_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -492,8 +501,9 @@ def write_lists(staging: Path, train_paths: list[str]) -> None:
         (staging / "train" / f"{split}_list.txt").write_text("".join(p + "\n" for p in paths))
 
 
-def generate(out_dir: Path, size_name: str, seed: int, competition: str, workers: int = 1, shift: str = "mild") -> dict:
+def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: str = "mild") -> dict:
     """Write ``<competition>.zip`` (the three .7z archives) and ``solution.csv`` into ``out_dir``."""
+    competition = SpeechChallenge.slug
     require_espeak()
     if size_name not in SIZES:
         raise ValueError(f"demo size {size_name!r} is not one of {sorted(SIZES)} (config key demo.size)")
@@ -530,7 +540,7 @@ def generate(out_dir: Path, size_name: str, seed: int, competition: str, workers
         archives.pack_7z(staging, archive_dir / "sample_submission.7z", ["sample_submission.csv"])
         credits = archive_dir / "link_to_gcp_credits_form.txt"
         credits.write_text("The demo competition has no credits form.\n")
-        paths = [archive_dir / name for name in archives.COMPETITION_ARCHIVES] + [credits]
+        paths = [archive_dir / name for name in ARCHIVES] + [credits]
         archives.pack_competition_zip(paths, out_dir / f"{competition}.zip")
     solution.to_csv(out_dir / "solution.csv", index=False)
     counts = {

@@ -1,0 +1,212 @@
+"""Competitions as data: what is specific to one Kaggle competition, behind one interface.
+
+Every stage of the workflow (cache, folds, training, blend, pseudo-labels, submission, submit)
+takes a :class:`Competition` — or the plain values it holds, such as its ``labels`` — as an
+argument; none imports a competition's constants. ``competition:`` in the config names one by its
+Kaggle slug, and :func:`get` loads it.
+
+A competition module (``competitions/<module>.py``) defines a subclass of :class:`Competition` and
+an instance named ``COMPETITION``. README, "Add a competition", says what it must provide.
+
+Modules are loaded by name, on demand (:func:`get`), never all at once: so the workflow's
+dependency scan (:mod:`wavefold.dependencies`) sees only the selected competition's module, and
+editing another competition re-runs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Kaggle slug -> module under this package.
+MODULES = {
+    "tensorflow-speech-recognition-challenge": "tensorflow_speech",
+}
+
+
+class UnknownCompetition(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The classes a model learns, and how they fold into the submission's labels.
+
+    ``classes``: what the model's outputs are (the speech challenge's ``words31``: 30 words and
+    silence); ``class_labels``: the submission label of each class (``marvin`` -> ``unknown``);
+    ``labels``: the submission's labels, the columns of every probability table. ``silence``: the
+    label cut from background noise, if the competition has one.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    class_labels: tuple[str, ...]
+    labels: tuple[str, ...]
+    silence: str | None = None
+
+    @property
+    def silence_class(self) -> int | None:
+        return self.classes.index(self.silence) if self.silence in self.classes else None
+
+    @property
+    def is_labels(self) -> bool:
+        """Whether the classes are the submission's labels themselves."""
+        return self.classes == self.labels
+
+    def fold(self, probabilities: np.ndarray) -> np.ndarray:
+        """Probabilities over ``classes`` -> over ``labels`` (the classes of one label sum into it)."""
+        columns = np.array([self.labels.index(name) for name in self.class_labels])
+        out = np.zeros((len(probabilities), len(self.labels)), dtype=np.float64)
+        np.add.at(out.T, columns, np.asarray(probabilities, dtype=np.float64).T)
+        return out
+
+
+@dataclass(frozen=True)
+class TrainListing:
+    """What a competition's training files are, before any audio is read.
+
+    ``clips``: one row per training clip: ``id`` (unique), ``path`` (relative to the extracted
+    competition), ``target`` (the finest class the competition names: a training class), ``label``
+    (the submission label it is scored as) and ``group`` (clips that must share a fold: a speaker,
+    a recording session; the clip's own id where the competition says nothing), plus any columns
+    of the competition's own. ``problems``: rows for the problems file (split, path, problem,
+    detail, action) about files left out. ``noise``: background recordings (relative paths), if any.
+    """
+
+    clips: pd.DataFrame
+    problems: list[dict]
+    noise: list[str]
+
+
+class Competition(ABC):
+    """One Kaggle audio classification competition. Subclasses set the attributes and the methods."""
+
+    #: Kaggle's name for it: https://www.kaggle.com/competitions/<slug>.
+    slug: str
+    title: str
+    #: The submission's labels, in the column order of every probability table of the workflow.
+    labels: tuple[str, ...]
+    #: Whether a clip can carry several labels (probabilities are then per label, not a distribution).
+    multi_label: bool = False
+    #: Training class sets a model can learn (``label_space`` setting): name -> classes. Each class
+    #: is a label, or a finer class that :meth:`label_of` folds into one. ``labels`` (the labels
+    #: themselves) is every competition's, and the default.
+    target_spaces: dict[str, tuple[str, ...]]
+    #: The label cut from background noise rather than read from labelled clips (None: there is none).
+    silence_label: str | None = None
+    #: The competition metric's name, as the report and logs print it.
+    metric_name: str = "accuracy"
+    #: The files of the Kaggle download ("Download all" zip) the workflow needs.
+    download_files: tuple[str, ...]
+    #: The test clips' id column in the sample submission and every test table.
+    id_column: str = "fname"
+    #: The folder under the extracted competition that holds the test clips.
+    test_folder: str
+    #: The module (under this package) of the demo generator: a function ``generate(out_dir, size,
+    #: seed, workers, shift) -> dict`` that writes the demo's download zip (``<slug>.zip``) and the
+    #: hidden ``solution.csv`` into ``out_dir``. Kept apart so that only the demo step runs it.
+    demo_module: str
+
+    def label_of(self, target: str) -> str:
+        """The submission label a training class is scored as (the identity unless overridden)."""
+        return target
+
+    def labels_of(self, targets) -> list[str]:
+        return [str(name) if name in self.labels else self.label_of(str(name)) for name in targets]
+
+    def label_space(self, name: str) -> LabelSpace:
+        """One of :attr:`target_spaces` (the ``label_space`` setting), with its classes' labels."""
+        if name not in self.target_spaces:
+            raise ValueError(f"label_space: {name!r} is not one of {self.slug}'s ({', '.join(self.target_spaces)})")
+        classes = tuple(self.target_spaces[name])
+        return LabelSpace(name, classes, tuple(self.labels_of(classes)), tuple(self.labels), self.silence_label)
+
+    def label_space_of(self, classes) -> LabelSpace:
+        """The label space whose classes are ``classes`` (as a saved model lists them)."""
+        for name, members in self.target_spaces.items():
+            if tuple(members) == tuple(classes):
+                return self.label_space(name)
+        raise ValueError(f"a model's classes {list(classes)[:5]}... are none of {self.slug}'s label spaces: it "
+                         "was trained for another competition")  # fmt: skip
+
+    # ------------------------------------------------------------------ files
+    @abstractmethod
+    def extract(self, download_dir: Path, staging: Path) -> None:
+        """Unpack the downloaded files into ``staging`` (the layout is checked afterwards)."""
+
+    @abstractmethod
+    def check_layout(self, root: Path) -> list[str]:
+        """What is missing from an extracted competition at ``root`` (empty when nothing is)."""
+
+    @abstractmethod
+    def list_train(self, root: Path, warn) -> TrainListing:
+        """The training clips, their labels and groups, and the background recordings; ``warn(message)``
+        reports what the log should say (a missing optional file)."""
+
+    def list_test(self, root: Path) -> tuple[list[Path], list[dict]]:
+        """The test audio files, sorted, and problems rows for files left out or oddly named."""
+        folder = root / self.test_folder
+        paths, problems = [], []
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() == ".wav":
+                paths.append(path)
+                if not self.test_name_ok(path.name):
+                    problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "name",
+                                     "detail": f"not {self.test_name_pattern}", "action": "kept"})  # fmt: skip
+            else:
+                problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "not_audio",
+                                 "detail": "not a .wav file", "action": "skipped"})  # fmt: skip
+        return paths, problems
+
+    test_name_pattern: str = "<name>.wav"
+
+    def test_name_ok(self, name: str) -> bool:
+        return True
+
+    # ------------------------------------------------------------------ submission
+    @abstractmethod
+    def submission_table(self, fnames, probabilities: np.ndarray) -> pd.DataFrame:
+        """The submission's rows from test probabilities (rows: ``fnames``, columns: :attr:`labels`)."""
+
+    @abstractmethod
+    def submission_problems(self, submission: pd.DataFrame) -> list[str]:
+        """What makes the submission's prediction column(s) invalid (the rows are checked elsewhere)."""
+
+    @abstractmethod
+    def predicted_labels(self, submission: pd.DataFrame) -> pd.Series:
+        """The top label of every row of a submission (for label mixes)."""
+
+    @abstractmethod
+    def score_rows(self, submission: pd.DataFrame, solution: pd.DataFrame) -> pd.Series:
+        """The metric's per-clip values of ``submission`` on ``solution``'s rows, in its order (the
+        metric is their mean: accuracy's 0/1, MAP@3's reciprocal rank)."""
+
+
+def get(slug: str) -> Competition:
+    """The competition called ``slug`` (its Kaggle name)."""
+    if slug not in MODULES:
+        raise UnknownCompetition(
+            f"competition: {slug!r} is not one wavefold knows ({', '.join(MODULES)}). README, "
+            f"'Add a competition', says how to add one."
+        )
+    return importlib.import_module(f"{__name__}.{MODULES[slug]}").COMPETITION
+
+
+def module_file(slug: str) -> Path:
+    """The file of a competition's module (the code the workflow's steps run for it)."""
+    return Path(__file__).with_name(f"{MODULES[slug]}.py")
+
+
+def demo_module_file(slug: str) -> Path:
+    return Path(__file__).with_name(f"{get(slug).demo_module}.py")
+
+
+def generate_demo(slug: str, out_dir: Path, size: str, seed: int, workers: int = 1, shift: str = "mild") -> dict:
+    """Write the competition's demo (its download zip and hidden solution) into ``out_dir``."""
+    module = importlib.import_module(f"{__name__}.{get(slug).demo_module}")
+    return module.generate(out_dir, size, seed, workers, shift=shift)
