@@ -29,6 +29,7 @@ try:
     COMPETITION_INFO = competitions.get(COMPETITION)
 except competitions.UnknownCompetition as error:
     raise SettingsError(str(error)) from None
+COMPETITION_CODE = competitions.module_file(COMPETITION)  # the code every step that loads it runs
 SEED = config["seed"]
 
 # What was retrieved lives under resources/<dataset>/: the demo's name says its size, shift and seed,
@@ -54,9 +55,7 @@ def rule_code(script):
     """The package modules a rule's script runs (read from its imports), as inputs: Snakemake does not
     follow imports, so this is what re-runs the rule when one of them is edited. A script that loads
     the competition runs its module too (and only the selected competition's)."""
-    return dependencies.script_modules(
-        Path(workflow.basedir) / "scripts" / f"{script}.py", competitions.module_file(COMPETITION)
-    )
+    return dependencies.script_modules(Path(workflow.basedir) / "scripts" / f"{script}.py", COMPETITION_CODE)
 
 
 def get_demo_code():
@@ -185,7 +184,7 @@ def get_training_runtime(wildcards, attempt):
 def _model_code(script, model):
     architecture = TRAINING["models"][model]["architecture"]
     return dependencies.model_modules(
-        Path(workflow.basedir) / "scripts" / f"{script}.py", architecture, competitions.module_file(COMPETITION)
+        Path(workflow.basedir) / "scripts" / f"{script}.py", architecture, COMPETITION_CODE
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .audio import AudioPolicy, ClipReport, conform
-from .competitions import Competition
+from .competitions import Competition, problem_row
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,8 @@ def _report_columns(report: ClipReport) -> dict:
     }
 
 
-def _problem(split: str, path: str, problem: str, detail: str, action: str) -> dict:
-    """One row of the problems file."""
-    return {"split": split, "path": path, "problem": problem, "detail": detail, "action": action}
-
-
 def _problem_rows(split: str, path: str, report: ClipReport) -> list[dict]:
-    return [_problem(split, path, p.kind, p.detail, p.action) for p in report.problems]
+    return [problem_row(split, path, p.kind, p.detail, p.action) for p in report.problems]
 
 
 def index_train(root: Path, competition: Competition, policy: AudioPolicy,

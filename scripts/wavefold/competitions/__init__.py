@@ -33,6 +33,11 @@ class UnknownCompetition(ValueError):
     pass
 
 
+def problem_row(split: str, path: str, problem: str, detail: str, action: str) -> dict:
+    """One row of the index's problems file: a file of ``split`` and what was done about it."""
+    return {"split": split, "path": path, "problem": problem, "detail": detail, "action": action}
+
+
 @dataclass(frozen=True)
 class LabelSpace:
     """The classes a model learns, and how they fold into the submission's labels.
@@ -91,16 +96,12 @@ class Competition(ABC):
     title: str
     #: The submission's labels, in the column order of every probability table of the workflow.
     labels: tuple[str, ...]
-    #: Whether a clip can carry several labels (probabilities are then per label, not a distribution).
-    multi_label: bool = False
     #: Training class sets a model can learn (``label_space`` setting): name -> classes. Each class
     #: is a label, or a finer class that :meth:`label_of` folds into one. ``labels`` (the labels
     #: themselves) is every competition's, and the default.
     target_spaces: dict[str, tuple[str, ...]]
     #: The label cut from background noise rather than read from labelled clips (None: there is none).
     silence_label: str | None = None
-    #: The competition metric's name, as the report and logs print it.
-    metric_name: str = "accuracy"
     #: The files of the Kaggle download ("Download all" zip) the workflow needs.
     download_files: tuple[str, ...]
     #: The test clips' id column in the sample submission and every test table.
@@ -117,7 +118,7 @@ class Competition(ABC):
         return target
 
     def labels_of(self, targets) -> list[str]:
-        return [str(name) if name in self.labels else self.label_of(str(name)) for name in targets]
+        return [self.label_of(str(name)) for name in targets]
 
     def label_space(self, name: str) -> LabelSpace:
         """One of :attr:`target_spaces` (the ``label_space`` setting), with its classes' labels."""
@@ -156,11 +157,11 @@ class Competition(ABC):
             if path.suffix.lower() == ".wav":
                 paths.append(path)
                 if not self.test_name_ok(path.name):
-                    problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "name",
-                                     "detail": f"not {self.test_name_pattern}", "action": "kept"})  # fmt: skip
+                    relative = str(path.relative_to(root))
+                    problems.append(problem_row("test", relative, "name", f"not {self.test_name_pattern}", "kept"))
             else:
-                problems.append({"split": "test", "path": str(path.relative_to(root)), "problem": "not_audio",
-                                 "detail": "not a .wav file", "action": "skipped"})  # fmt: skip
+                problems.append(problem_row("test", str(path.relative_to(root)), "not_audio", "not a .wav file",
+                                            "skipped"))  # fmt: skip
         return paths, problems
 
     test_name_pattern: str = "<name>.wav"

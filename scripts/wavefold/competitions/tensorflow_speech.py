@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import archives
-from . import Competition, TrainListing
+from . import Competition, TrainListing, problem_row
 
 #: The ten command words that are scored as themselves.
 COMMANDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -92,17 +92,12 @@ def read_lists(train_dir: Path, warn) -> dict[str, str]:
     return membership
 
 
-def _problem(split: str, path: str, problem: str, detail: str, action: str) -> dict:
-    return {"split": split, "path": path, "problem": problem, "detail": detail, "action": action}
-
-
 class SpeechChallenge(Competition):
     slug = "tensorflow-speech-recognition-challenge"
     title = "TensorFlow Speech Recognition Challenge"
     labels = LABELS
     target_spaces = {"labels": LABELS, "words31": WORDS + ("silence",)}
     silence_label = "silence"
-    metric_name = "accuracy"
     download_files = ARCHIVES
     test_folder = "test/audio"
     test_name_pattern = "clip_<9 hex>.wav"
@@ -150,17 +145,17 @@ class SpeechChallenge(Competition):
             if folder.name == NOISE_FOLDER:
                 continue
             if folder.name not in WORDS:
-                problems.append(_problem("train", str(folder.relative_to(root)), "unexpected_folder",
+                problems.append(problem_row("train", str(folder.relative_to(root)), "unexpected_folder",
                                          "not one of the 30 words", "skipped"))  # fmt: skip
                 continue
             for path in sorted(folder.iterdir()):
                 relative = str(path.relative_to(root))
                 if path.suffix.lower() != ".wav":
-                    problems.append(_problem("train", relative, "not_audio", "not a .wav file", "skipped"))
+                    problems.append(problem_row("train", relative, "not_audio", "not a .wav file", "skipped"))
                     continue
                 match = TRAIN_CLIP_NAME.match(path.name)
                 if match is None:
-                    problems.append(_problem("train", relative, "name", "not <speaker>_nohash_<n>.wav", "kept"))
+                    problems.append(problem_row("train", relative, "name", "not <speaker>_nohash_<n>.wav", "kept"))
                 clip_id = f"{folder.name}/{path.name}"
                 speaker = speaker_of(path.name) if match is None else match["speaker"]
                 rows.append({

@@ -136,11 +136,11 @@ def load_fold(
     classes = space.classes
     index = {name: i for i, name in enumerate(classes)}
     key = folds["target"].where(folds["target"].isin(classes), folds["label"])
-    targets = key.map(index).to_numpy()
-    if np.isnan(targets.astype(float)).any():
-        missing = sorted(set(key[pd.isna(key.map(index))]))[:5]
+    mapped = key.map(index)
+    if mapped.isna().any():
+        missing = sorted(set(key[mapped.isna()]))[:5]
         raise ValueError(f"training clips of classes {missing} that the label space {space.name} does not have")
-    targets = targets.astype(int)
+    targets = mapped.to_numpy(int)
     is_val = (folds["fold"] == fold).to_numpy()
     is_inner = np.zeros(len(folds), bool)
     if inner_share > 0:
