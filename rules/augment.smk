@@ -20,6 +20,6 @@ rule augment:
     params:
         settings=config["offline_augment"],
         seed=SEED,
-        sample_rate=config["audio"]["sample_rate"],
+        sample_rate=AUDIO["sample_rate"],
     script:
         "../scripts/augment_offline.py"

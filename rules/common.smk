@@ -77,9 +77,15 @@ def get_download_input(wildcards):
     return {}  # the download step explains what it expected
 
 
+# The audio format every clip is brought to: the competition's own (its clip-length policy), with
+# what the config sets (not null) laid over it.
+AUDIO = {**COMPETITION_INFO.audio_defaults, **{k: v for k, v in config["audio"].items() if v is not None}}
+CLIP_SAMPLES = int(round(AUDIO["sample_rate"] * AUDIO["clip_seconds"]))
+
+
 def get_audio_policy():
     """The audio settings, as the params of every step that reads audio."""
-    return dict(config["audio"])
+    return dict(AUDIO)
 
 
 # ----------------------------------------------------------------------------- training
@@ -168,6 +174,7 @@ def get_pseudo_training_input(wildcards):
     return {
         "pseudo": f"results/pseudo/round{int(wildcards.round) - 1}/fold{wildcards.fold}.csv",
         "test_clips": "results/cache/test.npy",
+        "test_index": "results/index/test.csv",
     }
 
 

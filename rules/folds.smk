@@ -20,7 +20,7 @@ rule folds:
         n_folds=config["folds"]["n_folds"],
         silence_share=config["folds"]["silence_share"],
         seed=SEED,
-        clip_samples=int(round(config["audio"]["sample_rate"] * config["audio"]["clip_seconds"])),
+        clip_samples=CLIP_SAMPLES,
         competition=COMPETITION,
     script:
         "../scripts/folds.py"

@@ -33,7 +33,7 @@ rule train:
         seed=SEED,
         device=TRAINING["device"],
         tta_shift_ms=TRAINING["tta_shift_ms"],
-        sample_rate=config["audio"]["sample_rate"],
+        sample_rate=AUDIO["sample_rate"],
         checkpoint="results/train/round{round}/{model}/fold{fold}/checkpoint/last.pt",
         competition=COMPETITION,
     script:
@@ -63,7 +63,7 @@ rule predict_test:
         runtime=60,
     params:
         tta_shift_ms=TRAINING["tta_shift_ms"],
-        sample_rate=config["audio"]["sample_rate"],
+        sample_rate=AUDIO["sample_rate"],
         device=TRAINING["device"],
         competition=COMPETITION,
     script:

@@ -13,7 +13,9 @@ with rule_step(snakemake, "cache_audio") as log:
     root = Path(inp.root)  # the extracted competition
     policy = AudioPolicy.from_config(snakemake.params.audio)
     for split in ("train", "test"):
-        paths = pd.read_csv(inp[split])["path"].tolist()
-        cache.write_clips(root, paths, Path(out[split]), policy, snakemake.threads, f"caching {split}")
+        manifest = pd.read_csv(inp[split])
+        windows = cache.ClipWindows.of_manifest(manifest)
+        cache.write_clips(root, manifest["path"].tolist(), Path(out[split]), policy, snakemake.threads,
+                          f"caching {split}", windows)  # fmt: skip
     noise = cache.write_noise(root, pd.read_csv(inp.noise), Path(out.noise), policy)
     noise.to_csv(out.noise_table, index=False)

@@ -13,7 +13,8 @@ with rule_step(snakemake, "folds") as log:
     # Silence is cut from the background noise, for a competition that scores it
     cuts_silence = competition.silence_label is not None
     folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples, needs_noise=cuts_silence)
-    table = train[["id", "target", "label", "group"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
+    # Row for row the train cache's clips; 'windows': each one's rows in the cache (indexed by the index step).
+    table = train[["id", "target", "label", "group", "windows"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
     segments = folds.noise_segments(noise_table, p.n_folds, p.clip_samples)
     per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share if cuts_silence else 0)
     silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed, competition.silence_label)

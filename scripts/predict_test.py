@@ -5,6 +5,7 @@ import pandas as pd
 import torch
 
 from wavefold import competitions
+from wavefold.cache import ClipWindows
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import classifier, inference
@@ -19,10 +20,12 @@ with rule_step(snakemake, "predict_test") as log, DeviceLease():
         layers = inference.adapt_batch_norm(model, clips, None, device, 256)
         log.info("AdaBN: %d BatchNorm layers re-estimated on the %d test clips", layers, len(clips))
     shifts = inference.shifts_in_samples(p.tta_shift_ms, p.sample_rate)
-    probabilities = inference.predict(model, clips, None, device, 256, shifts=shifts)
+    index = pd.read_csv(inp.index)
+    windows = ClipWindows.of_manifest(index)  # a long clip: the mean over its windows
+    probabilities = inference.predict_clips(model, clips, windows, np.arange(len(index)), device, 256, shifts=shifts)
     space = competitions.get(p.competition).label_space_of(label_space)
-    fnames = pd.read_csv(inp.index)["fname"].tolist()
+    fnames = index["fname"].tolist()
     classifier.probability_table(fnames, space.fold(probabilities), space.labels, "fname").to_csv(
         snakemake.output[0], index=False, float_format="%.6g"
     )
-    log.info("%d test clips, TTA shifts %s samples", len(fnames), shifts)
+    log.info("%d test clips (%d windows), TTA shifts %s samples", len(fnames), len(clips), shifts)

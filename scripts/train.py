@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import competitions
+from wavefold import cache, competitions
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import checkpoint, data, inference, loop, outputs, settings
@@ -32,6 +32,7 @@ with rule_step(snakemake, "train") as log, DeviceLease():
     # models that never saw this fold's labels (rule pseudo_label).
     pseudo = pd.read_csv(inp.pseudo) if "pseudo" in inp.keys() else None
     test_clips = np.load(inp.test_clips, mmap_mode="r") if pseudo is not None else None
+    test_windows = cache.ClipWindows.of_manifest(pd.read_csv(inp.test_index)) if pseudo is not None else None
     inner_share = train_settings.inner_share if train_settings.epoch_selection == "inner" else 0.0
     fold_data = data.load_fold(
         np.load(inp.clips, mmap_mode="r"),
@@ -49,6 +50,7 @@ with rule_step(snakemake, "train") as log, DeviceLease():
         inner_share,
         seed,
         pseudo_soft=train_settings.pseudo_soft,
+        test_windows=test_windows,
     )
     if pseudo is not None:
         log.info(

@@ -37,7 +37,7 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
         variant_sources,
         seed=seed,
     )
-    fold_data = tuning.subset_training_side(fold_data, folds["group"], variant_sources, p.train_share, seed)
+    fold_data = tuning.subset_training_side(fold_data, folds["group"], p.train_share, seed)
 
     def objective(values: dict) -> float:
         trial_settings = tuning.trial_settings(p.settings, values, p.epochs)

@@ -47,14 +47,14 @@ def test_the_proxy_trains_on_a_share_of_the_training_speakers_and_scores_on_the_
                     variant_targets=train % 3, noise=np.zeros(4, np.int16), train_rows=train, train_targets=train % 3,
                     train_noise=np.zeros((0, 2)), val_rows=val, val_targets=val % 3, val_ids=[], val_silence=None,
                     space=LabelSpace("abc", ("a", "b", "c"), ("a", "b", "c"), ("a", "b", "c")),
-                    samples=4)  # fmt: skip
-    small = tuning.subset_training_side(data, speakers, sources, 0.4, seed=1)
+                    samples=4, variant_clips=sources)  # fmt: skip
+    small = tuning.subset_training_side(data, speakers, 0.4, seed=1)
     kept = set(speakers[small.train_rows])
     assert len(kept) == 6 and len(small.train_rows) == 24  # 40% of the 15 training speakers, all their clips
     assert not kept & set(speakers[val])
     assert np.array_equal(small.val_rows, val) and np.array_equal(small.train_targets, small.train_rows % 3)
     assert set(speakers[sources[small.variant_index]]) == kept  # their variants only
-    assert tuning.subset_training_side(data, speakers, sources, 1.0, seed=1) is data
+    assert tuning.subset_training_side(data, speakers, 1.0, seed=1) is data
 
 
 def test_a_larger_budget_resumes_the_study_with_new_points(tmp_path):

@@ -31,9 +31,11 @@ class AudioPolicy:
     """What to do with clips that are not 16-bit mono WAV at the target rate and length.
 
     ``short``: ``pad`` (zeros at the end) or ``reject``; ``long``: ``trim`` (keep the loudest
-    window of the target length) or ``reject``; ``other_rates``: ``resample`` or ``reject``;
-    ``multichannel``: ``downmix`` (mean of the channels) or ``reject``. Other bit depths are always
-    converted to 16 bit. Undecodable, non-WAV and empty files are always rejected.
+    window of the target length), ``windows`` (keep the whole clip, cached as overlapping windows of
+    the target length, ``window_hop_seconds`` apart: for competitions of variable-length clips) or
+    ``reject``; ``other_rates``: ``resample`` or ``reject``; ``multichannel``: ``downmix`` (mean of
+    the channels) or ``reject``. Other bit depths are always converted to 16 bit. Undecodable,
+    non-WAV and empty files are always rejected.
     """
 
     sample_rate: int = 16000
@@ -42,14 +44,37 @@ class AudioPolicy:
     long: str = "trim"
     other_rates: str = "resample"
     multichannel: str = "downmix"
+    window_hop_seconds: float | None = None  # with long: windows; None: half a window
 
     @property
     def clip_samples(self) -> int:
         return int(round(self.sample_rate * self.clip_seconds))
 
+    @property
+    def hop_samples(self) -> int:
+        hop = self.clip_seconds / 2 if self.window_hop_seconds is None else self.window_hop_seconds
+        return max(1, int(round(self.sample_rate * hop)))
+
+    def window_count(self, samples: int) -> int:
+        """How many cache rows a clip of ``samples`` (at the policy's rate) becomes: 1 unless ``long``
+        is ``windows``, where windows ``hop_samples`` apart cover the clip, the last ending at its end."""
+        clip = self.clip_samples
+        if self.long != "windows" or samples <= clip:
+            return 1
+        return 1 + -(-(samples - clip) // self.hop_samples)
+
+    def windows(self, samples: np.ndarray) -> np.ndarray:
+        """A conformed clip as its (window_count, clip_samples) cache rows."""
+        clip = self.clip_samples
+        if len(samples) <= clip:
+            return np.pad(samples, (0, clip - len(samples)))[None]
+        count = self.window_count(len(samples))
+        starts = np.minimum(np.arange(count) * self.hop_samples, len(samples) - clip)
+        return samples[starts[:, None] + np.arange(clip)]
+
     @classmethod
     def from_config(cls, audio_config: dict) -> "AudioPolicy":
-        keys = ("sample_rate", "clip_seconds", "short", "long", "other_rates", "multichannel")
+        keys = ("sample_rate", "clip_seconds", "short", "long", "other_rates", "multichannel", "window_hop_seconds")
         return cls(**{key: audio_config[key] for key in keys if key in audio_config})
 
 
@@ -68,6 +93,7 @@ class ClipReport:
     channels: int = 0
     subtype: str = ""
     frames: int = 0
+    samples: int = 0  # the length as conformed (at the policy's rate; before any windowing)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -162,11 +188,12 @@ def conform(path, policy: AudioPolicy, fixed_length: bool = True) -> tuple[np.nd
             if action == "rejected":
                 return None, report
             mono = np.pad(mono, (0, target - len(mono)))
-        elif len(mono) > target:
+        elif len(mono) > target and policy.long != "windows":  # windows: long clips are kept whole
             action = "trimmed" if policy.long == "trim" else "rejected"
             problems.append(Problem(LONG, seconds, action))
             if action == "rejected":
                 return None, report
             start = loudest_window(mono, target)
             mono = mono[start : start + target]
+    report.samples = len(mono)
     return to_int16(mono), report

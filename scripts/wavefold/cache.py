@@ -1,7 +1,10 @@
 """The audio cache: every clip decoded once into an int16 ``.npy`` that training opens memory-mapped.
 
-``train.npy`` and ``test.npy`` have shape (clips, samples) in the row order of the index's
-manifests; ``noise.npy`` is all background recordings end to end, located by ``start``/``length``
+``train.npy`` and ``test.npy`` have shape (rows, samples), in the row order of the index's
+manifests: one row per clip, or, under the audio policy ``long: windows`` (competitions of
+variable-length clips), each clip's ``windows`` consecutive rows (:class:`ClipWindows` finds
+them: training draws one of a clip's windows each time, a random crop; prediction averages over
+all of them, sliding windows). ``noise.npy`` is all background recordings end to end, located by ``start``/``length``
 in the noise manifest. Arrays are written through ``numpy.lib.format.open_memmap``, row by row, so
 neither writing nor reading ever needs a whole split in memory (the real test set is ~5 GB).
 """
@@ -25,8 +28,62 @@ log = logging.getLogger(__name__)
 
 
 def _decode(path: Path, policy: AudioPolicy) -> np.ndarray:
+    """A clip's cache rows: (windows, clip_samples); one row of zeros for an unreadable clip."""
     samples, _report = conform(path, policy)
-    return np.zeros(policy.clip_samples, np.int16) if samples is None else samples
+    return np.zeros((1, policy.clip_samples), np.int16) if samples is None else policy.windows(samples)
+
+
+class ClipWindows:
+    """Where each clip's rows are in a cache: clip ``i`` has ``counts[i]`` consecutive rows from
+    ``first[i]``. All vectorised: no per-clip Python in the training loop."""
+
+    def __init__(self, counts):
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.first = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
+        self.single = bool((self.counts == 1).all())  # one row per clip: rows are clip numbers
+
+    @classmethod
+    def of_manifest(cls, table: pd.DataFrame) -> "ClipWindows":
+        """From a manifest's (or the folds table's) ``windows`` column; one row each without it."""
+        return cls(table["windows"].to_numpy() if "windows" in table.columns else np.ones(len(table), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum())
+
+    def random_rows(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One row of each of ``clips``, drawn uniformly among its windows: a random crop."""
+        clips = np.asarray(clips, dtype=np.int64)
+        if self.single:
+            return clips
+        return self.first[clips] + (rng.random(len(clips)) * self.counts[clips]).astype(np.int64)
+
+    def all_rows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every row of ``clips`` and, for each row, the position in ``clips`` of the clip it belongs to."""
+        clips = np.asarray(clips, dtype=np.int64)
+        if self.single:
+            return clips, np.arange(len(clips))
+        counts = self.counts[clips]
+        owner = np.repeat(np.arange(len(clips)), counts)
+        offset = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self.first[clips][owner] + offset, owner
+
+    def clip_of(self, rows: np.ndarray) -> np.ndarray:
+        """The clip each cache row belongs to."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows if self.single else np.searchsorted(self.first, rows, side="right") - 1
+
+
+def average_rows(values: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:
+    """Per-row ``values`` averaged into ``count`` clips (``owner``: each row's clip): sliding windows."""
+    if len(owner) == count and (owner == np.arange(count)).all():
+        return values
+    out = np.zeros((count, values.shape[1]), dtype=np.float64)
+    np.add.at(out, owner, values)
+    return out / np.bincount(owner, minlength=count)[:, None]
 
 
 class DiskFull(ExplainedError, OSError):
@@ -48,28 +105,36 @@ def ensure_free_space(folder: Path, needed: int, what: str, margin: float = 1.05
         )
 
 
-def write_clips(root: Path, relative_paths: list[str], out: Path, policy: AudioPolicy, workers: int, desc: str) -> None:
-    """Decode clips into a (len(paths), clip_samples) int16 .npy, in order; unreadable clips become zeros."""
+def write_clips(root: Path, relative_paths: list[str], out: Path, policy: AudioPolicy, workers: int, desc: str,
+                windows: ClipWindows | None = None) -> None:  # fmt: skip
+    """Decode clips into an int16 .npy of (rows, clip_samples), in order: each clip's ``windows`` rows
+    (one each when None), as the index counted them. Unreadable clips become a row of zeros."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial_out = out.with_name(out.stem + ".partial.npy")
     partial_out.unlink(missing_ok=True)  # left by a killed run
-    ensure_free_space(out.parent, len(relative_paths) * policy.clip_samples * 2 + 128, f"the audio cache {out.name}")
-    array = np.lib.format.open_memmap(partial_out, mode="w+", dtype=np.int16, shape=(len(relative_paths), policy.clip_samples))
+    windows = windows or ClipWindows(np.ones(len(relative_paths), np.int64))
+    shape = (windows.rows, policy.clip_samples)
+    ensure_free_space(out.parent, shape[0] * shape[1] * 2 + 128, f"the audio cache {out.name}")
+    array = np.lib.format.open_memmap(partial_out, mode="w+", dtype=np.int16, shape=shape)
     paths = [root / p for p in relative_paths]
     decode = partial(_decode, policy=policy)
+
+    def store(decoded):
+        for i, rows in enumerate(tqdm(decoded, total=len(paths), desc=desc, mininterval=10)):
+            if len(rows) != windows.counts[i]:
+                raise RuntimeError(f"{paths[i]} decodes to {len(rows)} windows where the index counted "
+                                   f"{windows.counts[i]}: the file changed after indexing; run the index step again")  # fmt: skip
+            array[windows.first[i] : windows.first[i] + len(rows)] = rows
+
     if workers <= 1 or len(paths) < 512:
-        rows = map(decode, paths)
-        for i, row in enumerate(tqdm(rows, total=len(paths), desc=desc, mininterval=10)):
-            array[i] = row
+        store(map(decode, paths))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = pool.map(decode, paths, chunksize=256)
-            for i, row in enumerate(tqdm(rows, total=len(paths), desc=desc, mininterval=10)):
-                array[i] = row
+            store(pool.map(decode, paths, chunksize=256))
     array.flush()
     del array
     partial_out.replace(out)
-    log.info("%s: %d clips, %.1f MB", out, len(paths), out.stat().st_size / 1e6)
+    log.info("%s: %d clips in %d rows, %.1f MB", out, len(paths), shape[0], out.stat().st_size / 1e6)
 
 
 def write_noise(root: Path, noise: pd.DataFrame, out: Path, policy: AudioPolicy) -> pd.DataFrame:

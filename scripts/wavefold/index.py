@@ -8,7 +8,9 @@ the competition names), ``label`` (the submission label), ``group`` (clips that 
 the competition's own columns (the speech challenge: ``speaker``, ``repeat``, ``list``) and what
 was stored.
 ``test.csv``: every test clip, ``usable`` False where its audio could not be read (it is cached as
-silence, because the submission still needs a row for it). ``noise.csv``: the background recordings.
+silence, because the submission still needs a row for it). ``windows`` (both manifests): how many
+rows of the cache the clip has: 1, except under the audio policy ``long: windows``.
+``noise.csv``: the background recordings.
 ``problems.csv``: one row per problem per file, with the action taken. Row order is the cache's.
 """
 
@@ -56,6 +58,11 @@ def _report_columns(report: ClipReport) -> dict:
     }
 
 
+def _cached_columns(report: ClipReport, policy: AudioPolicy) -> dict:
+    """What the cache holds of a clip: its rows (windows), one for a clip cached as silence."""
+    return {**_report_columns(report), "windows": 1 if report.rejected else policy.window_count(report.samples)}
+
+
 def _problem_rows(split: str, path: str, report: ClipReport) -> list[dict]:
     return [problem_row(split, path, p.kind, p.detail, p.action) for p in report.problems]
 
@@ -71,7 +78,7 @@ def index_train(root: Path, competition: Competition, policy: AudioPolicy,
     for relative, report in zip(clips["path"], reports):
         problems += _problem_rows("train", relative, report)
         keep.append(not report.rejected)
-    stored = pd.DataFrame([_report_columns(r) for r, k in zip(reports, keep) if k])
+    stored = pd.DataFrame([_cached_columns(r, policy) for r, k in zip(reports, keep) if k])
     train = pd.concat([clips[keep].reset_index(drop=True), stored], axis=1)
 
     noise_reports = inspect_all([root / p for p in listing.noise], policy, 1, "checking noise", fixed_length=False)
@@ -96,7 +103,8 @@ def index_test(
             if row["action"] == "rejected":
                 row["action"] = "rejected; cached as silence (the submission needs every test clip)"
             problems.append(row)
-        rows.append({"fname": path.name, "path": relative, "usable": not report.rejected, **_report_columns(report)})
+        rows.append({"fname": path.name, "path": relative, "usable": not report.rejected,
+                     **_cached_columns(report, policy)})  # fmt: skip
     return pd.DataFrame(rows), problems
 
 

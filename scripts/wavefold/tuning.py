@@ -129,7 +129,7 @@ def study_name(model: str, settings: dict, space: dict, proxy: dict) -> str:
     return f"{model}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def subset_training_side(data, speakers: pd.Series, variant_sources: np.ndarray, share: float, seed: int):
+def subset_training_side(data, speakers: pd.Series, share: float, seed: int):
     """The fold's data with only ``share`` of the training side's speakers (and their offline
     variants) left to train on; the held-out fold is untouched, so trials are scored on all of it."""
     if share >= 1:
@@ -139,7 +139,7 @@ def subset_training_side(data, speakers: pd.Series, variant_sources: np.ndarray,
     kept = np.random.default_rng(seed).choice(pool, max(1, int(round(share * len(pool)))), replace=False)
     keep = np.isin(speakers, kept)
     rows = keep[data.train_rows]
-    variants = keep[variant_sources[data.variant_index]] if len(data.variant_index) else np.zeros(0, bool)
+    variants = keep[data.variant_clips[data.variant_index]] if len(data.variant_index) else np.zeros(0, bool)
     log.info(
         "proxy: %d of %d training-side speakers (%d of %d clips) train; all %d held-out clips score",
         len(kept), len(pool), int(rows.sum()), len(rows), len(data.val_rows),

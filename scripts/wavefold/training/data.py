@@ -1,7 +1,9 @@
 """What one fold's job trains and validates on, and each epoch's plan of examples.
 
-Data never passes through per-clip Python: an epoch is a few numpy arrays of row numbers (and
-noise windows for silence); :mod:`wavefold.training.batches` turns them into batches.
+Data never passes through per-clip Python: an epoch is a few numpy arrays of clip numbers (and
+noise windows for silence); :meth:`FoldData.cache_rows` turns each clip into one of its cache rows
+(a random crop, for competitions of variable-length clips cached as windows), and
+:mod:`wavefold.training.batches` gathers those rows into batches.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..cache import ClipWindows
 from .settings import TrainSettings
 
 if TYPE_CHECKING:  # a type only: training runs on any competition's label space, passed in as data
@@ -29,9 +32,10 @@ def _empty() -> np.ndarray:
 
 @dataclass
 class FoldData:
-    """What one fold's job trains and validates on; clip sources are cache rows, silence is noise windows."""
+    """What one fold's job trains and validates on: clips (rows of the train manifest, each with its
+    rows in the cache: ``windows``), offline variants, pseudo-labelled test clips; silence is noise windows."""
 
-    clips: np.ndarray  # memory-mapped (n, samples) int16
+    clips: np.ndarray  # memory-mapped (cache rows, samples) int16
     variants: np.ndarray  # memory-mapped offline variants; epoch plans address them as n_clips + index
     variant_index: np.ndarray  # the variants of training-side clips
     variant_targets: np.ndarray
@@ -53,6 +57,37 @@ class FoldData:
     # (len(pseudo_rows), classes): with soft pseudo-labels, the blend's probabilities each clip trains toward
     pseudo_probabilities: np.ndarray | None = None
     extra_noise: np.ndarray | None = None  # (k, samples) int16: pseudo-labelled silence, mixed in as noise
+    windows: ClipWindows | None = None  # each clip's rows in ``clips`` (None: one row per clip)
+    pseudo_windows: ClipWindows | None = None  # each test clip's rows in ``pseudo_clips``
+    variant_clips: np.ndarray = field(default_factory=_empty)  # the clip each offline variant was made from
+
+    def __post_init__(self):
+        if self.windows is None:
+            self.windows = ClipWindows(np.ones(len(self.clips), np.int64))
+        if self.pseudo_windows is None and self.pseudo_clips is not None:
+            self.pseudo_windows = ClipWindows(np.ones(len(self.pseudo_clips), np.int64))
+
+    @property
+    def n_clips(self) -> int:
+        """How many training clips (manifest rows) there are: the epoch plans' address of the variants."""
+        return len(self.windows)
+
+    def cache_rows(self, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An epoch plan's ``source`` (clips, then variants, then test clips; -1: silence) as the rows
+        :func:`.batches.gather` reads: each clip one of its cache rows, drawn by ``rng`` (a random crop
+        of a clip cached as windows; with one row per clip, the clip's row)."""
+        if self.windows.single and (self.pseudo_windows is None or self.pseudo_windows.single):
+            return source
+        rows = source.copy()
+        n, v = self.n_clips, len(self.variants)
+        clip = (source >= 0) & (source < n)
+        rows[clip] = self.windows.random_rows(source[clip], rng)
+        variant = (source >= n) & (source < n + v)
+        rows[variant] = source[variant] - n + len(self.clips)
+        test = source >= n + v
+        if test.any():
+            rows[test] = len(self.clips) + v + self.pseudo_windows.random_rows(source[test] - n - v, rng)
+        return rows
 
     def fingerprint(self) -> str:
         """Which rows the job trains and validates on (a part of the job's identity, :mod:`.checkpoint`)."""
@@ -78,7 +113,7 @@ class FoldData:
         the pseudo-labelled clips of soft pseudo-labels, which get the blend's probabilities."""
         targets = np.eye(len(self.space.classes), dtype=np.float32)[labels]
         if self.pseudo_probabilities is not None:
-            offset = len(self.clips) + len(self.variants)
+            offset = self.n_clips + len(self.variants)
             pseudo = source >= offset
             if pseudo.any():
                 order = self._pseudo_order
@@ -125,6 +160,7 @@ def load_fold(
     inner_share: float = 0.0,
     seed: int = 0,
     pseudo_soft: bool = False,
+    test_windows: ClipWindows | None = None,
 ) -> FoldData:
     """One fold's data. Offline variants (and their source rows) and pseudo-labelled test clips
     (``pseudo``: test-cache row and label) are optional; both only ever train. With ``inner_share``,
@@ -132,7 +168,8 @@ def load_fold(
     validation split (for choosing the epoch without looking at the fold). ``pseudo_soft``: the
     pseudo-labelled clips train toward the probabilities in ``pseudo`` (for models whose classes are
     the labels). A clip's class is its ``target`` where the space has that class (``words31``: the
-    word), else its ``label``."""
+    word), else its ``label``. The ``windows`` column of ``folds`` (and ``test_windows``) say which
+    rows of the caches each clip has; ``variant_sources`` are rows of the train cache."""
     classes = space.classes
     index = {name: i for i, name in enumerate(classes)}
     key = folds["target"].where(folds["target"].isin(classes), folds["label"])
@@ -152,12 +189,17 @@ def load_fold(
             len(held),
         )
     is_train = ~is_val & ~is_inner
+    windows = ClipWindows.of_manifest(folds)
+    if windows.rows != len(clips):
+        raise ValueError(f"the train cache has {len(clips)} rows where the folds table's clips have {windows.rows}: "
+                         "they come from different runs of the index; run the workflow again")  # fmt: skip
     own_silence = silence[silence["fold"] == fold].reset_index(drop=True)
     train_noise = segments[segments["fold"] != fold][["start", "length"]].to_numpy()
     if variants is None:
         variants, variant_sources = np.zeros((0, clips.shape[1]), np.int16), _empty()
     # A variant belongs to its source clip's fold (and inner split): only training-side variants are drawn.
-    variant_index = np.flatnonzero(is_train[variant_sources]) if len(variant_sources) else _empty()
+    variant_clips = windows.clip_of(variant_sources) if len(variant_sources) else _empty()
+    variant_index = np.flatnonzero(is_train[variant_clips]) if len(variant_clips) else _empty()
     pseudo_rows, pseudo_targets, extra_noise, pseudo_probabilities = _empty(), _empty(), None, None
     if pseudo is not None and len(pseudo):
         # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
@@ -183,12 +225,14 @@ def load_fold(
             pseudo_probabilities = (values / values.sum(1, keepdims=True)).astype(np.float32)
         if pseudo_noise and space.silence is not None:
             silent = np.sort(pseudo.loc[pseudo["label"] == space.silence, "row"].to_numpy())
+            if len(silent) and test_windows is not None:
+                silent = test_windows.all_rows(silent)[0]
             extra_noise = np.asarray(test_clips[silent]) if len(silent) else None
     return FoldData(
         clips=clips,
         variants=variants,
         variant_index=variant_index,
-        variant_targets=targets[variant_sources[variant_index]] if len(variant_index) else _empty(),
+        variant_targets=targets[variant_clips[variant_index]] if len(variant_index) else _empty(),
         noise=noise,
         train_rows=np.flatnonzero(is_train),
         train_targets=targets[is_train],
@@ -206,6 +250,9 @@ def load_fold(
         pseudo_targets=pseudo_targets,
         pseudo_probabilities=pseudo_probabilities,
         extra_noise=extra_noise,
+        windows=windows,
+        pseudo_windows=test_windows,
+        variant_clips=variant_clips,
     )
 
 
@@ -273,12 +320,12 @@ def epoch_plan(
     n_variants = min(len(data.variant_index), int(round(len(clip_rows) * settings.offline_share)))
     if n_variants:
         pick = rng.choice(len(data.variant_index), size=n_variants, replace=False)
-        clip_rows = np.concatenate([clip_rows, len(data.clips) + data.variant_index[pick]])
+        clip_rows = np.concatenate([clip_rows, data.n_clips + data.variant_index[pick]])
         clip_targets = np.concatenate([clip_targets, data.variant_targets[pick]])
     if n_pseudo:
         pick = pseudo_draw(data.pseudo_targets, data.train_targets[keep], n_pseudo, silence_class,
                             settings.silence_share, rng)  # fmt: skip
-        clip_rows = np.concatenate([clip_rows, len(data.clips) + len(data.variants) + data.pseudo_rows[pick]])
+        clip_rows = np.concatenate([clip_rows, data.n_clips + len(data.variants) + data.pseudo_rows[pick]])
         clip_targets = np.concatenate([clip_targets, data.pseudo_targets[pick]])
     silence_share = settings.silence_share if silence_class is not None else 0.0  # no silence class: none cut
     n_silence = int(round(len(clip_rows) * silence_share / max(1e-9, 1 - silence_share)))

@@ -1,7 +1,8 @@
 """Probabilities of cached clips, streamed in batches, with test-time augmentation.
 
 Out-of-fold and test probabilities are both made here, with the same shifts, so that what the
-blend fits on the first (temperatures, weights, thresholds) transfers to the second.
+blend fits on the first (temperatures, weights, thresholds) transfers to the second. A clip cached
+as several windows (variable-length clips) gets the mean of its windows' probabilities.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import ClipWindows, average_rows
 from ..features import int16_to_float
 
 
@@ -113,3 +115,23 @@ def predict(
                 probabilities = probabilities + torch.softmax(model(shifted(wave, shift)).float(), dim=1)
         out.append((probabilities / len(shifts)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def predict_clips(
+    model,
+    clips: np.ndarray,
+    windows: ClipWindows,
+    clip_rows: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    extra: np.ndarray | None = None,
+    shifts: tuple[int, ...] = (0,),
+) -> np.ndarray:
+    """:func:`predict` for clips (``clip_rows``: clip numbers, each with its ``windows`` rows in the
+    cache) followed by ``extra`` int16 clips: one row per clip, the mean over its windows (sliding
+    windows over a long clip); with one row per clip, exactly :func:`predict`'s."""
+    rows, owner = windows.all_rows(clip_rows)
+    probabilities = predict(model, clips, rows, device, batch_size, extra, shifts)
+    n_extra = 0 if extra is None else len(extra)
+    owner = np.concatenate([owner, len(clip_rows) + np.arange(n_extra)])
+    return average_rows(probabilities, owner, len(clip_rows) + n_extra)

@@ -32,7 +32,7 @@ from .batches import Prefetcher, gather, silence_windows
 from .checkpoint import Checkpoint
 from .classifier import Classifier
 from .data import FoldData, epoch_plan, training_mix
-from .inference import adapt_batch_norm, predict
+from .inference import adapt_batch_norm, predict_clips
 from .settings import AugmentSettings, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,9 @@ def train_fold(
         started = time.perf_counter()
         rng, generator = _epoch_generators(seed, epoch, device)
         source, noise_start, target = epoch_plan(data, settings, rng)
+        # Each clip one of its cache rows (a random crop of a long clip); its own stream, so that
+        # competitions of one row per clip draw exactly as before.
+        rows = data.cache_rows(source, np.random.default_rng([seed, epoch, 3]))
         gain = np.where(rng.random(len(source)) < 0.1, 0.0, 10 ** (rng.uniform(-40, 0, len(source)) / 20))
         batches = int(np.ceil(len(source) / batch_size))
 
@@ -132,7 +135,7 @@ def train_fold(
             return gather(
                 data.clips,
                 data.noise,
-                source[part],
+                rows[part],
                 noise_start[part],
                 gain[part],
                 data.samples,
@@ -174,7 +177,8 @@ def train_fold(
 
         # The fold's scores are in the curve for reading; they choose the epoch only under "fold".
         val_loss, val_acc = _scores(
-            predict(kept, data.clips, data.val_rows, device, batch_size * 2, val_silence), val_targets
+            predict_clips(kept, data.clips, data.windows, data.val_rows, device, batch_size * 2, val_silence),
+            val_targets,
         )
         row = {
             "epoch": epoch + 1,
@@ -184,7 +188,7 @@ def train_fold(
             "val_acc": val_acc,
         }
         if selection == "inner":
-            inner = predict(kept, data.clips, data.inner_rows, device, batch_size * 2)
+            inner = predict_clips(kept, data.clips, data.windows, data.inner_rows, device, batch_size * 2)
             row["inner_loss"], row["inner_acc"] = _scores(inner, data.inner_targets)
         row.update(lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
         curve.append(row)
@@ -232,9 +236,11 @@ def train_fold(
         log.info("kept the last epoch, %d (epoch_selection: last)", len(curve))
     # Out-of-fold probabilities with the test predictions' TTA and AdaBN, so that the two are made alike.
     if settings.adapt_batch_norm:
-        layers = adapt_batch_norm(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, seed)
+        val_rows = data.windows.all_rows(data.val_rows)[0]
+        layers = adapt_batch_norm(model, data.clips, val_rows, device, batch_size * 2, val_silence, seed)
         log.info("AdaBN: %d BatchNorm layers re-estimated on the fold's %d clips", layers, len(val_targets))
-    probabilities = predict(model, data.clips, data.val_rows, device, batch_size * 2, val_silence, shifts)
+    probabilities = predict_clips(model, data.clips, data.windows, data.val_rows, device, batch_size * 2, val_silence,
+                                  shifts)  # fmt: skip
     prior = data.space.fold(training_mix(data, settings, seed)[None])[0]  # in the submission's labels
     result = outputs.write(model, settings, data, probabilities, val_targets, curve, prior, paths, fold)
     checkpoint.clear()  # the job is complete: a later run of it trains afresh
