@@ -15,15 +15,16 @@ with rule_step(snakemake, "score_local") as log:
     rows = []
     for round_, candidates_path, labels_path in zip(p.rounds, inp.candidates, inp.candidate_labels):
         candidates = pd.read_csv(candidates_path).set_index("candidate")
-        chosen, chosen_cv = blend.chosen_candidate(candidates.reset_index())
+        metric = competition.metric_name  # the CV in the competition's metric, as the hidden score is
+        chosen, chosen_cv = blend.chosen_candidate(candidates.reset_index(), metric)
         predicted = pd.read_csv(labels_path)
         for column in predicted.columns.drop("fname"):
             if column == "final":  # the chosen candidate as the test gets it (label mix matched, if on)
                 name = f"final: {chosen}"
-                cv = final_cv = candidates.loc["final", "accuracy"] if "final" in candidates.index else chosen_cv
+                cv = final_cv = candidates.loc["final", metric] if "final" in candidates.index else chosen_cv
             else:
                 kind = candidates.loc[column, "kind"]
-                name, cv = (column if kind == "model" else f"blend ({column})"), candidates.loc[column, "accuracy"]
+                name, cv = (column if kind == "model" else f"blend ({column})"), candidates.loc[column, metric]
             rows_of = predicted[["fname", column]].set_axis(["fname", "label"], axis=1)
             hidden = submission.score(rows_of, solution, competition)
             rows.append({"round": round_, "predictions": name, "cv": cv, "hidden": hidden["all"],

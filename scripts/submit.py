@@ -15,7 +15,7 @@ with rule_step(snakemake, "submit") as log:
     sample = pd.read_csv(Path(inp.extracted) / "sample_submission.csv")
     competition = competitions.get(p.competition)
     sha256 = submission.check_upload(path, sample, Path(inp.digest).read_text(), competition)
-    _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates))
+    _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates), competition.metric_name)
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
     previous = submit.read_log(Path(p.log_table))
     log.info("submitting %s to %s: %s", path, p.to, description)

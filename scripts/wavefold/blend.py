@@ -47,6 +47,7 @@ so that no fold's labels reach its own validation through the pseudo-labels.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -156,7 +157,8 @@ def balanced_accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 #: What ``auto`` ranks the candidates by (``blend.choose_by``; ``auto`` picks one by the shift check).
 CHOICE_METRICS = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy}
-CHOOSE_BY = (*CHOICE_METRICS, "auto")
+#: ``metric``: the competition's own (accuracy unless ``fit_blend`` is given another).
+CHOOSE_BY = (*CHOICE_METRICS, "metric", "auto")
 
 
 #: The shift check judges only models that agree on at least half the OOF rows (ShiftCheck.conclusive).
@@ -362,10 +364,17 @@ def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise
     )
 
 
-def chosen_candidate(candidates: pd.DataFrame) -> tuple[str, float]:
-    """The chosen blend's name and CV accuracy, from a ``candidates.csv`` table."""
+def competition_metric(competition) -> tuple[str, Callable] | None:
+    """A competition's metric as the blend scores it, where it is not accuracy (already a column)."""
+    if competition.metric_name == "accuracy":
+        return None
+    return competition.metric_name, lambda p, y: float(np.mean(competition.metric_rows(p, y)))
+
+
+def chosen_candidate(candidates: pd.DataFrame, metric: str = "accuracy") -> tuple[str, float]:
+    """The chosen blend's name and CV by ``metric`` (the competition's), from a ``candidates.csv`` table."""
     row = candidates[candidates["chosen"]].iloc[0]
-    return str(row["candidate"]), float(row["accuracy"])
+    return str(row["candidate"]), float(row[metric])
 
 
 @dataclass
@@ -529,9 +538,13 @@ def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, traine
 
 def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray, P_test: np.ndarray,
               settings: BlendSettings, P_fold_tests: dict[int, np.ndarray] | None = None,
-              trained_priors: dict[str, np.ndarray] | None = None, labels=None) -> Blend:  # fmt: skip
+              trained_priors: dict[str, np.ndarray] | None = None, labels=None,
+              metric: tuple[str, Callable] | None = None) -> Blend:  # fmt: skip
     """Score every candidate by honest CV, choose one, refit it on all OOF rows and apply it to the test.
 
+    ``metric``: the competition's metric, (name, function of probabilities and true label numbers),
+    where it is not accuracy (Freesound's MAP@3): a column of the candidates, and what ``auto`` ranks
+    by unless the shift check finds a shift.
     ``P_fold_tests[k]`` (models, clips, classes): the fold-k models' test predictions; the chosen blend,
     fitted without fold k, is applied to them (``Blend.fold_tests``). ``trained_priors``: each model's
     training label mix, where EM prior correction starts. ``labels``: the names of the classes
@@ -541,10 +554,12 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     labels = tuple(labels) if labels is not None else tuple(str(c) for c in range(n_labels))
     if settings.choose_by not in CHOOSE_BY:  # before the cross-validation, not after it
         raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOOSE_BY)}")
+    metrics = {**CHOICE_METRICS, **dict([metric] if metric else [])}
+    own_metric = metric[0] if metric else "accuracy"
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
-    chosen_by = settings.choose_by
-    if chosen_by == "auto":
-        chosen_by = "balanced_accuracy" if shift.shifted else "accuracy"
+    chosen_by = {"metric": own_metric, "auto": "balanced_accuracy" if shift.shifted else own_metric}.get(
+        settings.choose_by, settings.choose_by
+    )
     rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
@@ -553,14 +568,13 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         cv_oof[method], fitted_without[method] = cross_validated(method, P_oof, y, folds, settings)
         rows.append({"candidate": method, "kind": "blend"})
     candidates = pd.DataFrame(rows)
-    for metric_name, metric in CHOICE_METRICS.items():  # accuracy, balanced_accuracy: a column each
-        candidates[metric_name] = [metric(cv_oof[c], y) for c in candidates["candidate"]]
+    for metric_name, function in metrics.items():  # accuracy, balanced_accuracy, the competition's: a column each
+        candidates[metric_name] = [function(cv_oof[c], y) for c in candidates["candidate"]]
     candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
     per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
     candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
     if chosen_by != "accuracy":  # the choice's per-fold scores in its own metric
-        metric = CHOICE_METRICS[chosen_by]
-        per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metric) for c in candidates["candidate"]}
+        per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metrics[chosen_by]) for c in candidates["candidate"]}
     if settings.method == "auto":
         chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se, chosen_by)
         if settings.choose_by == "auto" and shift.shifted:
@@ -619,7 +633,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         blend.matched_oof_accuracy = accuracy(final_oof, y)
     # The final predictions' own CV row: the chosen candidate with the decision rule the test gets.
     final_row = {"candidate": "final", "kind": "final",
-                 **{metric_name: metric(final_oof, y) for metric_name, metric in CHOICE_METRICS.items()},
+                 **{metric_name: function(final_oof, y) for metric_name, function in metrics.items()},
                  "log_loss": log_loss(final_oof, y), "fold_std": fold_std(fold_accuracies(final_oof, y, folds)),
                  "chosen": False}  # fmt: skip
     blend.candidates = pd.concat([blend.candidates, pd.DataFrame([final_row])], ignore_index=True)
@@ -644,7 +658,8 @@ def _probability_frame(values: np.ndarray, id_column: str, ids, labels, folds=No
 
 def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: pd.DataFrame, fnames: list[str],
                  settings: BlendSettings, labels, fold_test_paths: dict[str, list] | None = None,
-                 trained_priors: dict[str, np.ndarray] | None = None) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                 trained_priors: dict[str, np.ndarray] | None = None,
+                 metric: tuple[str, Callable] | None = None) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Read and check every model's OOF and test tables, blend them; returns the blend, its OOF table
     (id, fold, labels) and its test table (fname, labels). ``fold_test_paths[model]`` lists the model's
     per-fold test tables in fold order; a model without them (a teammate's) joins the fold-wise
@@ -675,7 +690,7 @@ def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: 
                 test_table(fold_test_paths[name][k]) if name in fold_test_paths else P_test[names.index(name)]
                 for name in names
             ])  # fmt: skip
-    blend = fit_blend(names, P_oof, y, folds, P_test, settings, P_fold_tests, trained_priors, labels)
+    blend = fit_blend(names, P_oof, y, folds, P_test, settings, P_fold_tests, trained_priors, labels, metric)
     return (blend, _probability_frame(blend.oof, "id", ids, labels, folds),
             _probability_frame(blend.test, "fname", fnames, labels))  # fmt: skip
 
@@ -708,13 +723,18 @@ def em_held_back(blend: Blend) -> dict[str, list[str]]:
     }
 
 
-def candidate_labels(blend: Blend, fnames: list[str]) -> pd.DataFrame:
+def candidate_labels(blend: Blend, fnames: list[str], submission_labels: Callable | None = None) -> pd.DataFrame:
     """Every candidate's test label (before prior correction), one column each, and the final one:
-    what the hidden solution (or a later leaderboard) can score candidate by candidate."""
+    what the hidden solution (or a later leaderboard) can score candidate by candidate.
+    ``submission_labels(fnames, probabilities)``: the submission's label column (the competition's
+    format: Freesound's three labels); by default each clip's most probable label."""
+    if submission_labels is None:
+        def submission_labels(_fnames, probabilities):
+            return np.asarray(blend.labels)[probabilities.argmax(1)]
     table = pd.DataFrame({"fname": fnames})
     for name, probabilities in blend.candidate_tests.items():
-        table[name] = np.asarray(blend.labels)[probabilities.argmax(1)]
-    table["final"] = np.asarray(blend.labels)[blend.test.argmax(1)]
+        table[name] = np.asarray(submission_labels(fnames, probabilities))
+    table["final"] = np.asarray(submission_labels(fnames, blend.test))
     return table
 
 

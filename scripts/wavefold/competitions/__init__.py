@@ -26,6 +26,7 @@ import pandas as pd
 #: Kaggle slug -> module under this package.
 MODULES = {
     "tensorflow-speech-recognition-challenge": "tensorflow_speech",
+    "freesound-audio-tagging": "freesound_audio_tagging",
 }
 
 
@@ -108,6 +109,10 @@ class Competition(ABC):
     id_column: str = "fname"
     #: The folder under the extracted competition that holds the test clips.
     test_folder: str
+    #: The audio policy (:class:`wavefold.audio.AudioPolicy`'s fields) the competition's clips are
+    #: cached under unless the config's ``audio`` section says otherwise: its clip-length policy.
+    audio_defaults: dict = {"sample_rate": 16000, "clip_seconds": 1.0, "short": "pad", "long": "trim",
+                            "window_hop_seconds": None, "other_rates": "resample", "multichannel": "downmix"}  # fmt: skip
     #: The module (under this package) of the demo generator: a function ``generate(out_dir, size,
     #: seed, workers, shift) -> dict`` that writes the demo's download zip (``<slug>.zip``) and the
     #: hidden ``solution.csv`` into ``out_dir``. Kept apart so that only the demo step runs it.
@@ -181,6 +186,15 @@ class Competition(ABC):
     @abstractmethod
     def predicted_labels(self, submission: pd.DataFrame) -> pd.Series:
         """The top label of every row of a submission (for label mixes)."""
+
+    #: The competition's metric, as the blend's and the reports' column name.
+    metric_name: str = "accuracy"
+
+    def metric_rows(self, probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The metric's per-row values of probabilities (rows: clips, columns: :attr:`labels`) whose
+        true labels are the numbers ``y``: what :meth:`score_rows` gives their submission. Accuracy's
+        unless overridden."""
+        return (np.asarray(probabilities).argmax(1) == np.asarray(y)).astype(float)
 
     @abstractmethod
     def score_rows(self, submission: pd.DataFrame, solution: pd.DataFrame) -> pd.Series:
