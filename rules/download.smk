@@ -34,6 +34,8 @@ rule download:
         archives=ARCHIVES,
     log:
         "logs/download.log",
+    benchmark:
+        "benchmarks/download.tsv"
     localrule: True
     conda:
         "../envs/wavefold.yaml"

@@ -11,6 +11,8 @@ rule folds:
         summary="results/folds/summary.csv",
     log:
         "logs/folds.log",
+    benchmark:
+        "benchmarks/folds.tsv"
     conda:
         "../envs/wavefold.yaml"
     resources:

@@ -15,6 +15,11 @@ with rule_step(snakemake, "folds") as log:
     folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples, needs_noise=cuts_silence)
     # Row for row the train cache's clips; 'windows': each one's rows in the cache (indexed by the index step).
     table = train[["id", "target", "label", "group", "windows"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
+    # Which clips the CV is scored on: all, unless the competition says some labels are not to be trusted.
+    table["scored"] = train["scored"].astype(bool) if "scored" in train.columns else True
+    if not table["scored"].all():
+        log.info("the CV is scored on the %d of %d clips whose labels are trusted (%s); all of them train",
+                 int(table["scored"].sum()), len(table), competition.slug)  # fmt: skip
     segments = folds.noise_segments(noise_table, p.n_folds, p.clip_samples)
     per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share if cuts_silence else 0)
     silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed, competition.silence_label)

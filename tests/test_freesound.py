@@ -110,6 +110,7 @@ def test_the_listing_names_every_file_it_leaves_out(tmp_path):
     clips = listing.clips
     assert clips["id"].tolist() == ["0000000a.wav", "0000000b.wav"]
     assert clips["label"].tolist() == ["Bark", "Meow"] and clips["manually_verified"].tolist() == [1, 0]
+    assert clips["scored"].tolist() == [True, False]  # the CV is scored on verified labels only
     assert (clips["group"] == clips["id"]).all() and listing.noise == []  # no speakers: each clip its own group
     problems = {(p["path"].split("/")[-1], p["problem"], p["action"]) for p in listing.problems}
     assert problems == {
@@ -197,6 +198,22 @@ def test_freesound_runs_end_to_end_to_a_map3_scored_submission(freesound_run):
     assert score["cv"] == pytest.approx(final["map3"], abs=1e-4)  # the CV printed is the competition's metric
     scores = pd.read_csv(run / "results/submission/local_scores.csv")
     assert (scores["cv"] > 3 * chance).all()  # every row's CV, in MAP@3
+
+
+def test_the_cv_is_scored_on_the_verified_labels_only(freesound_run):
+    """Every test label is verified, a quarter of the unverified training labels are wrong: the
+    blend's CV (a model's row of candidates.csv) is its MAP@3 on the verified clips' OOF rows."""
+    run = freesound_run
+    folds = pd.read_csv(run / "results/folds/folds.csv").set_index("id")
+    manifest = pd.read_csv(run / "results/index/train.csv").set_index("id")
+    assert (folds["scored"] == (manifest.loc[folds.index, "manually_verified"] == 1)).all() and not folds["scored"].all()
+    oof = pd.concat([pd.read_csv(run / f"results/train/round1/lenet/fold{k}/oof.csv") for k in (0, 1)]).set_index("id")
+    y = folds.loc[oof.index, "label"].map(LABELS.index).to_numpy()
+    per_row = map3_of_probabilities(oof[list(LABELS)].to_numpy(), y)
+    verified = folds.loc[oof.index, "scored"].to_numpy()
+    cv = pd.read_csv(run / "results/blend/round1/candidates.csv").set_index("candidate").loc["lenet", "map3"]
+    assert cv == pytest.approx(per_row[verified].mean(), abs=1e-4)
+    assert abs(per_row[verified].mean() - per_row.mean()) > 1e-3  # the unverified rows would have changed it
 
 
 def test_long_clips_are_cropped_in_training_and_averaged_over_their_windows(freesound_run):

@@ -131,8 +131,12 @@ def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels) -> n
 
 
 def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
-    """Every OOF clip's id, fold and label: the labelled clips and the silence examples."""
+    """Every OOF clip the CV is scored on, with its fold and label: the labelled clips whose labels
+    are to be trusted (``scored``: Freesound's manually verified ones, as every test label is) and
+    the silence examples. The blend is fitted and scored on these rows only."""
     columns = ["id", "fold", "label"]
+    if "scored" in folds.columns:
+        folds = folds[folds["scored"].astype(bool)]
     return pd.concat([folds[columns], silence[columns]], ignore_index=True).set_index("id")
 
 

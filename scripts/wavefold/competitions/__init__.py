@@ -82,6 +82,8 @@ class TrainListing:
     a recording session; the clip's own id where the competition says nothing), plus any columns
     of the competition's own. ``problems``: rows for the problems file (split, path, problem,
     detail, action) about files left out. ``noise``: background recordings (relative paths), if any.
+    An optional ``scored`` column (bool) says which clips' labels the CV may be scored on (all when
+    absent): Freesound's unverified labels train but are not scored, since every test label is verified.
     """
 
     clips: pd.DataFrame
