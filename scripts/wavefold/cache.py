@@ -4,8 +4,8 @@
 manifests: one row per clip, or, under the audio policy ``long: windows`` (competitions of
 variable-length clips), each clip's ``windows`` consecutive rows (:class:`ClipWindows` finds
 them: training draws one of a clip's windows each time, a random crop; prediction averages over
-all of them, sliding windows). ``noise.npy`` is all background recordings end to end, located by ``start``/``length``
-in the noise manifest. Arrays are written through ``numpy.lib.format.open_memmap``, row by row, so
+all of them, sliding windows). ``noise.npy`` is all background recordings end to end, located by
+``start``/``length`` in the noise manifest. Arrays are written through ``numpy.lib.format.open_memmap``, row by row, so
 neither writing nor reading ever needs a whole split in memory (the real test set is ~5 GB).
 """
 
