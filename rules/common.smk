@@ -218,11 +218,9 @@ def _round_files(pattern, round_, models=None):
     return expand(pattern, round=round_, model=MODELS if models is None else models, fold=FOLDS)
 
 
-def get_round_training_outputs(wildcards):
-    return {
-        "oof": _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round),
-        "metrics": _round_files("results/train/round{round}/{model}/fold{fold}/metrics.csv", wildcards.round),
-    }
+def get_round_oof_files(wildcards):
+    """Every OOF table of a round: one per model and fold."""
+    return _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round)
 
 
 # ----------------------------------------------------------------------------- blend, pseudo-labels

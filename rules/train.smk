@@ -88,10 +88,12 @@ rule average_folds:
         "../scripts/average_folds.py"
 
 
-# Cross-validation per model: accuracy per fold, mean and standard deviation, per-class accuracy.
+# Cross-validation per model in the competition's metric: per fold, mean and standard deviation; per-class recall.
 rule cv_table:
     input:
-        unpack(get_round_training_outputs),
+        oof=get_round_oof_files,
+        folds=rules.folds.output.folds,
+        silence=rules.folds.output.silence,
         code=rule_code("cv_table"),
     output:
         cv=report(
@@ -113,5 +115,7 @@ rule cv_table:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        competition=COMPETITION,
     script:
         "../scripts/cv_table.py"

@@ -10,7 +10,8 @@ from wavefold.steps import rule_step
 
 with rule_step(snakemake, "report_figures") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
-    labels = competitions.get(p.competition).labels
+    competition = competitions.get(p.competition)
+    labels = competition.labels
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))["label"]
     oof, test = pd.read_csv(inp.final_oof), pd.read_csv(inp.final_test)
     matrix = report.confusion(oof, truth, labels)
@@ -24,7 +25,7 @@ with rule_step(snakemake, "report_figures") as log:
     report.plot_label_mix(mix, out.mix_plot)
     cv = {r: pd.read_csv(path, index_col=0) for r, path in zip(p.rounds, inp.cv)}
     candidates = {r: pd.read_csv(path) for r, path in zip(p.rounds, inp.candidates)}
-    report.plot_cv(cv, candidates, out.cv_plot)
+    report.plot_cv(cv, candidates, out.cv_plot, competition.metric_name)
     pseudo = [pd.read_csv(path).assign(round=r) for r, path in zip(p.rounds, inp.pseudo)]
     (pd.concat(pseudo) if pseudo else pd.DataFrame(columns=["label", "taken", "round"])).to_csv(out.pseudo, index=False)
     history = pd.read_csv(inp.submissions) if "submissions" in inp.keys() else pd.DataFrame(

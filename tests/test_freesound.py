@@ -214,6 +214,11 @@ def test_the_cv_is_scored_on_the_verified_labels_only(freesound_run):
     cv = pd.read_csv(run / "results/blend/round1/candidates.csv").set_index("candidate").loc["lenet", "map3"]
     assert cv == pytest.approx(per_row[verified].mean(), abs=1e-4)
     assert abs(per_row[verified].mean() - per_row.mean()) > 1e-3  # the unverified rows would have changed it
+    # The per-model CV table says the same, per fold, in MAP@3.
+    table = pd.read_csv(run / "results/cv/round1/cv.csv", index_col=0)
+    for k in (0, 1):
+        in_fold = folds.loc[oof.index, "fold"].to_numpy() == k
+        assert table.loc["lenet", f"fold{k}"] == pytest.approx(per_row[verified & in_fold].mean(), abs=1e-4)
 
 
 def test_long_clips_are_cropped_in_training_and_averaged_over_their_windows(freesound_run):

@@ -80,8 +80,10 @@ def plot_label_mix(mix: pd.DataFrame, path) -> None:
     plt.close(fig)
 
 
-def plot_cv(cv_tables: dict[int, pd.DataFrame], blend_tables: dict[int, pd.DataFrame], path) -> None:
-    """CV accuracy per model and round (mean ± std over folds) and every blend candidate's CV."""
+def plot_cv(cv_tables: dict[int, pd.DataFrame], blend_tables: dict[int, pd.DataFrame], path,
+            metric: str = "accuracy") -> None:  # fmt: skip
+    """CV per model and round (mean ± std over folds) and every blend candidate's CV, in ``metric``
+    (the competition's: a column of the candidates tables)."""
     fig, ax = plt.subplots(figsize=(9, 4))
     labels, means, errors, colours = [], [], [], []
     for round_, table in sorted(cv_tables.items()):
@@ -93,14 +95,14 @@ def plot_cv(cv_tables: dict[int, pd.DataFrame], blend_tables: dict[int, pd.DataF
         candidates = blend_tables[round_]
         for _, row in candidates[candidates["kind"] == "blend"].iterrows():
             labels.append(f"r{round_} blend:{row['candidate']}" + (" *" if row["chosen"] else ""))
-            means.append(row["accuracy"])
+            means.append(row[metric])
             errors.append(0)
             colours.append("tab:orange")
     ax.bar(range(len(labels)), means, yerr=errors, color=colours)
     ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
     low = max(0.0, min(means) - 0.05) if means else 0
     ax.set_ylim(low, 1)
-    ax.set_ylabel("CV accuracy")
+    ax.set_ylabel(f"CV {metric}")
     ax.set_title("Models (blue, mean ± std over folds) and blends (orange; * chosen)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
