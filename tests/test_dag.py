@@ -167,11 +167,15 @@ def test_a_source_that_does_not_exist_is_named(tmp_path):
     assert result.returncode != 0 and "missing.zip does not exist" in output_of(result)
 
 
-def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path):
-    """config/kaggle-gpu.yaml (the README's settings for the real competition) makes a valid DAG."""
-    real = yaml.safe_load((REPO / "config" / "kaggle-gpu.yaml").read_text())
+@pytest.mark.parametrize("overlay", ["kaggle-gpu.yaml", "freesound-gpu.yaml"])
+def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path, overlay):
+    """config/kaggle-gpu.yaml (the README's settings for the real competition) and freesound-gpu.yaml
+    (the same for Freesound) make valid DAGs, from the Kaggle download of their competition."""
+    real = yaml.safe_load((REPO / "config" / overlay).read_text())
     result = snakemake(tmp_path, "--dry-run", "--resources", "gpu=4", config=real)
     assert result.returncode == 0, output_of(result)[-3000:]
+    slug = real.get("competition", "tensorflow-speech-recognition-challenge")
+    assert f"resources/{slug}/extracted" in output_of(result)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", output_of(result).split("Job stats:")[1], flags=re.M))
     assert counts["train"] == counts["predict_test"] == "60"  # 5 folds x 6 models x 2 rounds
     assert counts["blend"] == "2" and counts["pseudo_label"] == "1" and counts["download"] == "1"
