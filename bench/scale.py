@@ -86,9 +86,9 @@ def make_competition(out: Path, fraction: float, workers: int) -> tuple[Path, di
     for archive, member in (("train.7z", "train"), ("test.7z", "test"), ("sample_submission.7z", "sample_submission.csv")):
         with py7zr.SevenZipFile(packed / archive, "w", filters=STORED) as seven:
             seven.writeall(staging / member, arcname=member)
+    shutil.rmtree(staging)  # before the zip: at full size each copy of the audio is 7 GB
     zip_path = out / f"{SLUG}.zip"
     archives.pack_competition_zip([packed / n for n in ("train.7z", "test.7z", "sample_submission.7z")], zip_path)
-    shutil.rmtree(staging)
     shutil.rmtree(packed)
     return zip_path, {"train": n_train, "test": n_test, "zip_gb": zip_path.stat().st_size / 1e9}
 
