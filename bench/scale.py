@@ -137,7 +137,10 @@ def main() -> None:
         wall = time.perf_counter() - started
         for step, (seconds, peak) in step_costs(workdir).items():
             rows.append({"fraction": fraction, "step": step, "seconds": seconds, "peak_mb": peak})
+            print(f"  {step:14s} {seconds:8.1f} s {peak:8.0f} MB", flush=True)
         rows.append({"fraction": fraction, "step": "workflow (wall)", "seconds": wall, "peak_mb": np.nan})
+        print(f"  workflow (wall) {wall:7.1f} s", flush=True)
+        pd.DataFrame(rows).to_csv(args.workdir / "scale.csv", index=False)  # kept as the fractions finish
         if not args.keep:
             shutil.rmtree(workdir)
     table = pd.DataFrame(rows)
