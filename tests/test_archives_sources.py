@@ -109,3 +109,17 @@ def test_a_failed_extraction_leaves_the_previous_layout_alone(tiny_demo, tmp_pat
     with pytest.raises(sources.LayoutError, match="train/audio/"):
         sources.extract(tmp_path, tmp_path / "extracted", speech())
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "extracted").rglob("*")) == before
+
+
+def test_a_member_past_the_zip_size_limit_is_packed_as_zip64(tmp_path, monkeypatch):
+    """A real-size competition's test archive is over 2 GiB, the plain zip format's limit: packed
+    without ZIP64 the zip fails ('File size too large'). The limit is lowered here to test that."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    member = tmp_path / "test.7z"
+    member.write_bytes(bytes(range(256)) * 20)  # 5,120 bytes: over the lowered limit
+    small = tmp_path / "sample_submission.7z"
+    small.write_bytes(b"x" * 10)
+    archives.pack_competition_zip([member, small], tmp_path / "competition.zip")
+    archives.check_zip(tmp_path / "competition.zip")
+    with zipfile.ZipFile(tmp_path / "competition.zip") as zipped:
+        assert zipped.read("test.7z") == member.read_bytes() and zipped.read("sample_submission.7z") == b"x" * 10
