@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from wavefold import competitions
-from wavefold.cache import ClipWindows
+from wavefold.cache import ClipWindows, RowReader
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
 from wavefold.training import classifier, inference
@@ -15,7 +15,7 @@ with rule_step(snakemake, "predict_test") as log, DeviceLease():
     device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)
     model, label_space, settings = classifier.load(inp.model, device)
-    clips = np.load(inp.clips, mmap_mode="r")
+    clips = RowReader(inp.clips)  # read a batch at a time: the test set never stays in memory
     if settings.adapt_batch_norm:  # as the out-of-fold probabilities were made: on the audio predicted
         layers = inference.adapt_batch_norm(model, clips, None, device, 256)
         log.info("AdaBN: %d BatchNorm layers re-estimated on the %d test clips", layers, len(clips))

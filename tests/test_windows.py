@@ -101,3 +101,19 @@ def test_folds_and_cache_of_different_runs_are_refused():
     empty = pd.DataFrame(columns=["fold", "start", "length", "gain", "id"])
     with pytest.raises(ValueError, match="train cache has 3 rows where the folds table's clips have 4"):
         load_fold(np.zeros((3, 4), np.int16), np.zeros(4, np.int16), folds, empty, empty, 0, space)
+
+
+def test_the_row_reader_reads_what_the_memory_map_holds(tmp_path):
+    rows = np.arange(40 * 6, dtype=np.int16).reshape(40, 6)
+    for save, name in ((np.save, "v1.npy"), (None, "streamed.npy")):
+        path = tmp_path / name
+        if save:
+            save(path, rows)
+        else:  # as write_clips writes it: a version-2 header, then the rows
+            with open(path, "wb") as stream:
+                np.lib.format.write_array_header_2_0(stream, {"descr": "<i2", "fortran_order": False, "shape": rows.shape})
+                stream.write(rows.tobytes())
+        reader = cache.RowReader(path)
+        assert len(reader) == 40 and np.array_equal(np.load(path), rows)
+        for wanted in ([0, 1, 2, 3], [39, 3, 4, 5, 20, 20, 0], [], np.arange(40)):
+            assert np.array_equal(reader[np.array(wanted, dtype=np.int64)], rows[np.array(wanted, dtype=np.int64)])

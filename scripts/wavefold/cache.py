@@ -5,8 +5,11 @@ manifests: one row per clip, or, under the audio policy ``long: windows`` (compe
 variable-length clips), each clip's ``windows`` consecutive rows (:class:`ClipWindows` finds
 them: training draws one of a clip's windows each time, a random crop; prediction averages over
 all of them, sliding windows). ``noise.npy`` is all background recordings end to end, located by
-``start``/``length`` in the noise manifest. Arrays are written through ``numpy.lib.format.open_memmap``, row by row, so
-neither writing nor reading ever needs a whole split in memory (the real test set is ~5 GB).
+``start``/``length`` in the noise manifest. Arrays are written as a stream (the .npy header, then the rows in order),
+and read memory-mapped (training's random access) or with plain file reads (:class:`RowReader`,
+prediction's pass in order), so neither writing nor reading ever holds a whole split in the
+process's memory (the real test set is ~5 GB): a writable memory map would keep every page it
+wrote resident until the end, and a read-only one every page it read.
 """
 
 from __future__ import annotations
@@ -115,24 +118,24 @@ def write_clips(root: Path, relative_paths: list[str], out: Path, policy: AudioP
     windows = windows or ClipWindows(np.ones(len(relative_paths), np.int64))
     shape = (windows.rows, policy.clip_samples)
     ensure_free_space(out.parent, shape[0] * shape[1] * 2 + 128, f"the audio cache {out.name}")
-    array = np.lib.format.open_memmap(partial_out, mode="w+", dtype=np.int16, shape=shape)
     paths = [root / p for p in relative_paths]
     decode = partial(_decode, policy=policy)
 
-    def store(decoded):
+    def store(decoded, stream):
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int16)), "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_2_0(stream, header)
         for i, rows in enumerate(tqdm(decoded, total=len(paths), desc=desc, mininterval=10)):
             if len(rows) != windows.counts[i]:
                 raise RuntimeError(f"{paths[i]} decodes to {len(rows)} windows where the index counted "
                                    f"{windows.counts[i]}: the file changed after indexing; run the index step again")  # fmt: skip
-            array[windows.first[i] : windows.first[i] + len(rows)] = rows
+            stream.write(np.ascontiguousarray(rows, dtype="<i2").tobytes())  # in order: row i follows row i-1
 
-    if workers <= 1 or len(paths) < 512:
-        store(map(decode, paths))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            store(pool.map(decode, paths, chunksize=256))
-    array.flush()
-    del array
+    with open(partial_out, "wb") as stream:
+        if workers <= 1 or len(paths) < 512:
+            store(map(decode, paths), stream)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                store(pool.map(decode, paths, chunksize=256), stream)
     partial_out.replace(out)
     log.info("%s: %d clips in %d rows, %.1f MB", out, len(paths), shape[0], out.stat().st_size / 1e6)
 
@@ -156,3 +159,38 @@ def write_noise(root: Path, noise: pd.DataFrame, out: Path, policy: AudioPolicy)
 def open_clips(path: Path) -> np.ndarray:
     """A cached split, memory-mapped read-only: rows are loaded only when touched."""
     return np.load(path, mmap_mode="r")
+
+
+class RowReader:
+    """Rows of a cached split read with plain file reads, a run of consecutive rows at a time: for a
+    pass over many rows in order (test prediction), where a memory map would keep every row it
+    touched resident in the process. ``reader[rows]`` is ``np.load(path)[rows]``."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with open(self.path, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            self.shape, fortran_order, self.dtype = read_header[version](stream)
+            self.offset = stream.tell()
+        if fortran_order or len(self.shape) != 2:
+            raise ValueError(f"{self.path}: not a cache of rows (shape {self.shape})")
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        with open(self.path, "rb") as stream:
+            at = 0
+            for run in np.split(ordered, breaks) if len(ordered) else []:
+                stream.seek(self.offset + int(run[0]) * self.row_bytes)
+                data = np.fromfile(stream, dtype=self.dtype, count=len(run) * self.shape[1])
+                out[order[at : at + len(run)]] = data.reshape(len(run), self.shape[1])
+                at += len(run)
+        return out
