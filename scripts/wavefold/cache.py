@@ -46,9 +46,14 @@ class ClipWindows:
         self.single = bool((self.counts == 1).all())  # one row per clip: rows are clip numbers
 
     @classmethod
+    def one_each(cls, count: int) -> "ClipWindows":
+        """``count`` clips of one row each: rows are clip numbers."""
+        return cls(np.ones(count, np.int64))
+
+    @classmethod
     def of_manifest(cls, table: pd.DataFrame) -> "ClipWindows":
         """From a manifest's (or the folds table's) ``windows`` column; one row each without it."""
-        return cls(table["windows"].to_numpy() if "windows" in table.columns else np.ones(len(table), np.int64))
+        return cls(table["windows"].to_numpy()) if "windows" in table.columns else cls.one_each(len(table))
 
     def __len__(self) -> int:
         return len(self.counts)
@@ -115,7 +120,7 @@ def write_clips(root: Path, relative_paths: list[str], out: Path, policy: AudioP
     out.parent.mkdir(parents=True, exist_ok=True)
     partial_out = out.with_name(out.stem + ".partial.npy")
     partial_out.unlink(missing_ok=True)  # left by a killed run
-    windows = windows or ClipWindows(np.ones(len(relative_paths), np.int64))
+    windows = windows or ClipWindows.one_each(len(relative_paths))
     shape = (windows.rows, policy.clip_samples)
     ensure_free_space(out.parent, shape[0] * shape[1] * 2 + 128, f"the audio cache {out.name}")
     paths = [root / p for p in relative_paths]

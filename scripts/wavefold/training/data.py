@@ -63,9 +63,9 @@ class FoldData:
 
     def __post_init__(self):
         if self.windows is None:
-            self.windows = ClipWindows(np.ones(len(self.clips), np.int64))
+            self.windows = ClipWindows.one_each(len(self.clips))
         if self.pseudo_windows is None and self.pseudo_clips is not None:
-            self.pseudo_windows = ClipWindows(np.ones(len(self.pseudo_clips), np.int64))
+            self.pseudo_windows = ClipWindows.one_each(len(self.pseudo_clips))
 
     @property
     def n_clips(self) -> int:
