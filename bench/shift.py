@@ -62,14 +62,16 @@ def stage_table(workdir: Path) -> pd.DataFrame:
 
 def summary_row(name: str, workdir: Path, minutes: float | None) -> dict:
     table = stage_table(workdir)
-    final_round = table["round"].max()
-    final = table[(table["round"] == final_round) & table["predictions"].str.startswith("final")].iloc[0]
+    finals = table[table["predictions"].str.startswith("final")]
+    submitted = finals[finals["predictions"].str.endswith("(submitted)")]  # blend.final_round's choice
+    final = (submitted if len(submitted) else finals[finals["round"] == finals["round"].max()]).iloc[0]
+    final_round = int(final["round"])
     singles = table[~table["predictions"].str.startswith(("blend", "final"))]
     round1_blends = table[(table["round"] == 1) & table["predictions"].str.startswith("blend")]
     mix = pd.read_csv(workdir / "results/submission/label_mix.csv").set_index("label")
     return {
         "run": name,
-        "final": final["predictions"].removeprefix("final: "),
+        "final": f"round {final_round}: " + final["predictions"].removeprefix("final: ").removesuffix(" (submitted)"),
         "final cv": final["cv"],
         "final hidden": final["hidden"],
         "best single hidden": singles["hidden"].max(),

@@ -84,3 +84,34 @@ rule pseudo_label:
         competition=COMPETITION,
     script:
         "../scripts/pseudo_label.py"
+
+
+# The round whose blend is submitted (blend.final_round): the last, unless an earlier round's blend
+# has a CV better by more than the fold-to-fold noise. Its tables are copied to results/final/.
+rule final_round:
+    input:
+        unpack(get_final_round_input),
+        folds=rules.folds.output.folds,
+        silence=rules.folds.output.silence,
+        code=rule_code("final_round"),
+    output:
+        oof="results/final/oof.csv",
+        test="results/final/test.csv",
+        candidates="results/final/candidates.csv",
+        label_mix="results/final/label_mix.csv",
+        rounds=report("results/final/rounds.csv", category="2. Blend", caption="../report/rounds.rst"),
+    log:
+        "logs/final_round.log",
+    conda:
+        "../envs/wavefold.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        rounds=ROUNDS,
+        how=BLEND["final_round"],
+        choose_by=BLEND["choose_by"],
+        noise_se=BLEND["choice_noise_se"],
+        competition=COMPETITION,
+    script:
+        "../scripts/final_round.py"

@@ -95,7 +95,6 @@ FOLDS = list(range(config["folds"]["n_folds"]))
 # Round 1 trains on the labelled clips; every later round also on the previous round's pseudo-labels.
 PSEUDO = config["pseudo_label"]
 ROUNDS = list(range(1, PSEUDO["rounds"] + 1))
-FINAL_ROUND = ROUNDS[-1]
 BLEND = config["blend"]
 
 
@@ -247,7 +246,14 @@ def get_blend_input(wildcards):
 
 
 def get_blend_settings():
-    return {key: value for key, value in BLEND.items() if key != "external"}
+    """What the blend rule fits by (final_round is the final_round rule's: changing it re-blends nothing)."""
+    return {key: value for key, value in BLEND.items() if key not in ("external", "final_round")}
+
+
+def get_final_round_input(wildcards):
+    """Every round's blend: its OOF and test tables, candidates, label mix and shift check."""
+    tables = ("oof", "test", "candidates", "label_mix", "shift")
+    return {name: expand(f"results/blend/round{{round}}/{name}.csv", round=ROUNDS) for name in tables}
 
 
 def get_pseudo_label_input(wildcards):
@@ -265,7 +271,8 @@ def get_local_score_input(wildcards):
     return {
         "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
         "candidate_labels": expand("results/blend/round{round}/candidate_labels.csv", round=ROUNDS),
-        "label_mix": f"results/blend/round{FINAL_ROUND}/label_mix.csv",
+        "label_mix": "results/final/label_mix.csv",
+        "rounds": "results/final/rounds.csv",
     }
 
 
@@ -320,6 +327,7 @@ def get_tracking_input(wildcards):
         "curves": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/curve.csv" for j in jobs],
         "metrics": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/metrics.csv" for j in jobs],
         "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+        "rounds": "results/final/rounds.csv",
     }
     if SOURCE == "demo":
         files["local_scores"] = "results/submission/local_scores.csv"

@@ -6,8 +6,9 @@ rule report_figures:
         unpack(get_report_extras),
         folds=rules.folds.output.folds,
         silence=rules.folds.output.silence,
-        final_oof=f"results/blend/round{FINAL_ROUND}/oof.csv",
-        final_test=f"results/blend/round{FINAL_ROUND}/test.csv",
+        final_oof=rules.final_round.output.oof,
+        final_test=rules.final_round.output.test,
+        final_round=rules.final_round.output.rounds,
         cv=expand("results/cv/round{round}/cv.csv", round=ROUNDS),
         candidates=expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
         pseudo=expand("results/pseudo/round{round}/summary.csv", round=ROUNDS[:-1]),
@@ -47,7 +48,6 @@ rule report_figures:
         runtime=10,
     params:
         rounds=ROUNDS,
-        final_round=FINAL_ROUND,
         competition=COMPETITION,
     script:
         "../scripts/report_figures.py"

@@ -1,8 +1,8 @@
-# The submission: the final round's blend as fname,label, checked against sample_submission.csv
+# The submission: the chosen round's blend (final_round) as fname,label, checked against sample_submission.csv
 # (same clips, each once, valid labels) before it is written.
 rule submission:
     input:
-        blend=f"results/blend/round{FINAL_ROUND}/test.csv",
+        blend=rules.final_round.output.test,
         extracted=rules.extract.output.root,  # its sample_submission.csv
         code=rule_code("submission"),
     output:
@@ -63,7 +63,7 @@ rule submit:
         submission=rules.submission.output.submission,
         digest=rules.submission.output.digest,
         extracted=rules.extract.output.root,  # its sample_submission.csv
-        candidates=f"results/blend/round{FINAL_ROUND}/candidates.csv",
+        candidates=rules.final_round.output.candidates,
         code=rule_code("submit"),
     output:
         "results/submit/last.json",

@@ -14,8 +14,10 @@ with rule_step(snakemake, "report_figures") as log:
     labels = competition.labels
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))["label"]
     oof, test = pd.read_csv(inp.final_oof), pd.read_csv(inp.final_test)
+    rounds = pd.read_csv(inp.final_round)
+    final_round = int(rounds.loc[rounds["chosen"], "round"].iloc[0])
     matrix = report.confusion(oof, truth, labels)
-    report.plot_confusion(matrix, f"Final blend (round {p.final_round}), out-of-fold", out.confusion)
+    report.plot_confusion(matrix, f"Final blend (round {final_round}), out-of-fold", out.confusion)
     pd.DataFrame({"accuracy": report.per_class_accuracy(matrix), "clips": matrix.sum(1)}).to_csv(
         out.per_class, index_label="label", float_format="%.4f"
     )

@@ -12,6 +12,8 @@ with rule_step(snakemake, "score_local") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     solution = pd.read_csv(inp.solution)
     competition = competitions.get(p.competition)
+    rounds = pd.read_csv(inp.rounds)
+    final_round = int(rounds.loc[rounds["chosen"], "round"].iloc[0])  # the round submitted (rule final_round)
     rows = []
     for round_, candidates_path, labels_path in zip(p.rounds, inp.candidates, inp.candidate_labels):
         candidates = pd.read_csv(candidates_path).set_index("candidate")
@@ -20,8 +22,10 @@ with rule_step(snakemake, "score_local") as log:
         predicted = pd.read_csv(labels_path)
         for column in predicted.columns.drop("fname"):
             if column == "final":  # the chosen candidate as the test gets it (label mix matched, if on)
-                name = f"final: {chosen}"
-                cv = final_cv = candidates.loc["final", metric] if "final" in candidates.index else chosen_cv
+                name = f"final: {chosen}" + (" (submitted)" if round_ == final_round else "")
+                cv = candidates.loc["final", metric] if "final" in candidates.index else chosen_cv
+                if round_ == final_round:
+                    submitted, final_cv = chosen, cv
             else:
                 kind = candidates.loc[column, "kind"]
                 name, cv = (column if kind == "model" else f"blend ({column})"), candidates.loc[column, metric]
@@ -31,14 +35,14 @@ with rule_step(snakemake, "score_local") as log:
                          "public": hidden["public"], "private": hidden["private"]})  # fmt: skip
     final = pd.read_csv(inp.submission)
     scores = submission.score(final, solution, competition)
-    scores["blend"], scores["cv"] = chosen, float(final_cv)  # the final round's final predictions
+    scores["blend"], scores["cv"], scores["round"] = submitted, float(final_cv), final_round  # what was submitted
     with open(out.score, "w") as handle:
         json.dump(scores, handle, indent=2)
     table = pd.DataFrame(rows)
     table["cv_minus_hidden"] = table["cv"] - table["hidden"]
     table.to_csv(out.table, index=False, float_format="%.4f")
 
-    mix = pd.read_csv(inp.label_mix).rename(columns={"predicted": "final_round_predicted"})
+    mix = pd.read_csv(inp.label_mix).rename(columns={"predicted": "final_round_predicted"})  # the submitted round's
     mix["submission"] = submission.label_shares(competition.predicted_labels(final), competition.labels).to_numpy()
     mix["truth"] = submission.label_shares(solution["label"], competition.labels).to_numpy()
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pandas as pd
+
 from wavefold import tracking
 from wavefold.steps import rule_step
 
@@ -15,8 +17,10 @@ with rule_step(snakemake, "track") as log:
     store = tracking.Store(p.uri, p.experiment)
     local_scores = Path(inp.local_scores) if "local_scores" in inp.keys() else None
     tags = {"wavefold.dataset": p.dataset, "wavefold.commit": p.commit, "wavefold.workdir": str(Path.cwd())}
+    rounds = pd.read_csv(inp.rounds)
+    final_round = int(rounds.loc[rounds["chosen"], "round"].iloc[0])
     runs = tracking.log_workflow(
-        store, f"{p.dataset} @ {p.commit[:12]}", jobs, candidates, p.config, tags, local_scores
+        store, f"{p.dataset} @ {p.commit[:12]}", jobs, candidates, p.config, tags, local_scores, final_round
     )
     runs.to_csv(snakemake.output.runs, index=False)
     log.info("see them with: mlflow ui --backend-store-uri %s", p.uri)

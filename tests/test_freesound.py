@@ -194,7 +194,9 @@ def test_freesound_runs_end_to_end_to_a_map3_scored_submission(freesound_run):
     assert score["all"] == pytest.approx(hand_map3(made, solution))
     chance = sum(1 / r for r in (1, 2, 3)) / len(LABELS)  # 0.045: three guesses out of 41
     assert score["all"] > 3 * chance, score  # the models learned the events
-    final = pd.read_csv(run / "results/blend/round2/candidates.csv").set_index("candidate").loc["final"]
+    submitted = pd.read_csv(run / "results/final/rounds.csv").set_index("round")["chosen"].idxmax()
+    assert score["round"] == submitted
+    final = pd.read_csv(run / f"results/blend/round{submitted}/candidates.csv").set_index("candidate").loc["final"]
     assert score["cv"] == pytest.approx(final["map3"], abs=1e-4)  # the CV printed is the competition's metric
     scores = pd.read_csv(run / "results/submission/local_scores.csv")
     assert (scores["cv"] > 3 * chance).all()  # every row's CV, in MAP@3

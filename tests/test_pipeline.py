@@ -162,8 +162,8 @@ def test_cv_and_hidden_score_side_by_side(pipeline):
     # Each round: two models, four blends and the final predictions (the chosen blend after EM).
     assert set(table["round"]) == {1, 2} and len(table) == 2 * 7
     score = json.loads((pipeline / "results/submission/local_score.json").read_text())
-    final = table[(table["round"] == 2) & table["predictions"].str.startswith("final")]
-    assert final["hidden"].item() == pytest.approx(score["all"], abs=1e-4)
+    final = table[table["predictions"].str.endswith("(submitted)")]
+    assert final["round"].item() == score["round"] and final["hidden"].item() == pytest.approx(score["all"], abs=1e-4)
     solution = pd.read_csv(next(pipeline.glob("resources/*/solution.csv")))
     labels = pd.read_csv(pipeline / "results/blend/round1/candidate_labels.csv")
     for name, row_name in (("lenet", "lenet"), ("stacking", "blend (stacking)")):  # each its own predictions
@@ -174,6 +174,46 @@ def test_cv_and_hidden_score_side_by_side(pipeline):
     made = pd.read_csv(pipeline / "results/submission/submission.csv")
     assert mix.loc["unknown", "truth"] == pytest.approx((solution["label"] == "unknown").mean(), abs=1e-4)
     assert mix.loc["silence", "submission"] == pytest.approx((made["label"] == "silence").mean(), abs=1e-4)
+
+
+def test_the_submission_is_the_chosen_rounds_blend(pipeline, tmp_path):
+    """results/final/ holds the round blend.final_round chose, and the submission is made from it. On a
+    copy of the run whose round-2 blend is made wrong on every OOF row (its CV 0), final_round and the
+    submission re-run, and round 1's blend is submitted; with final_round: last, round 2's again."""
+    rounds = pd.read_csv(pipeline / "results/final/rounds.csv")
+    chosen = rounds.loc[rounds["chosen"], "round"].item()
+    assert (pipeline / "results/final/test.csv").read_bytes() == (pipeline / f"results/blend/round{chosen}/test.csv").read_bytes()
+    for row in rounds.itertuples():  # each round's CV is its chosen blend's, as candidates.csv gives it
+        candidates = pd.read_csv(pipeline / f"results/blend/round{row.round}/candidates.csv").set_index("candidate")
+        assert candidates["chosen"].idxmax() == row.candidate
+        assert candidates.loc[row.candidate, row.metric] == pytest.approx(row.cv, abs=1e-4)
+
+    workdir = copy_tree(pipeline, tmp_path / "worse")
+    oof = pd.read_csv(workdir / "results/blend/round2/oof.csv")
+    truth = pd.concat([pd.read_csv(workdir / "results/folds/folds.csv"), pd.read_csv(workdir / "results/folds/silence.csv")])
+    true = oof["id"].map(truth.set_index("id")["label"]).map(list(LABELS).index).to_numpy()
+    oof[list(LABELS)] = np.eye(len(LABELS))[(true + 1) % len(LABELS)]  # every row's top label wrong
+    oof.to_csv(workdir / "results/blend/round2/oof.csv", index=False)
+    result = snakemake(workdir, "results/submission/submission.csv", config=CONFIG)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert re.findall(r"rule (\w+):", output_of(result)) == ["final_round", "submission"]
+    rounds = pd.read_csv(workdir / "results/final/rounds.csv").set_index("round")
+    assert rounds.loc[2, "cv"] == 0 and rounds.loc[1, "chosen"] and not rounds.loc[2, "chosen"]
+    assert "submitting round 1, not the last round" in (workdir / "logs/final_round.log").read_text()
+    blends = {r: (workdir / f"results/blend/round{r}/test.csv").read_bytes() for r in (1, 2)}
+    assert blends[1] != blends[2] and (workdir / "results/final/test.csv").read_bytes() == blends[1]
+    made = pd.read_csv(workdir / "results/submission/submission.csv")
+    round1 = pd.read_csv(workdir / "results/blend/round1/candidate_labels.csv")
+    assert (made["label"].to_numpy() == round1["final"].to_numpy()).all()
+
+    last = {**CONFIG, "blend": {**CONFIG["blend"], "final_round": "last"}}
+    result = snakemake(workdir, "results/submission/submission.csv", config=last)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    assert re.findall(r"rule (\w+):", output_of(result)) == ["final_round", "submission"]  # not the blends
+    assert (workdir / "results/final/test.csv").read_bytes() == blends[2]
+    made = pd.read_csv(workdir / "results/submission/submission.csv")
+    round2 = pd.read_csv(workdir / "results/blend/round2/candidate_labels.csv")
+    assert (made["label"].to_numpy() == round2["final"].to_numpy()).all()
 
 
 def test_report_is_built(pipeline):
@@ -211,7 +251,7 @@ def test_every_training_job_and_blend_is_in_the_mlflow_store(pipeline):
         assert stored[f"round{round_}/blend"].data.metrics["shift.ratio"] == pytest.approx(check["ratio"])
     workflow = stored[runs.loc[runs["kind"] == "workflow", "name"].item()]
     hidden = pd.read_csv(pipeline / "results/submission/local_scores.csv")
-    final = hidden[(hidden["round"] == 2) & hidden["predictions"].str.startswith("final")]["hidden"].item()
+    final = hidden[hidden["predictions"].str.endswith("(submitted)")]["hidden"].item()
     assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(final)
 
 

@@ -368,6 +368,12 @@ def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise
     )
 
 
+def ranking_metric(choose_by: str, shifted: bool, own_metric: str) -> str:
+    """What a blend ranks its candidates by: ``blend.choose_by``, where ``metric`` is the competition's
+    own (``own_metric``) and ``auto`` is balanced accuracy if the shift check finds the test set shifted."""
+    return {"metric": own_metric, "auto": "balanced_accuracy" if shifted else own_metric}.get(choose_by, choose_by)
+
+
 def competition_metric(competition) -> tuple[str, Callable] | None:
     """A competition's metric as the blend scores it, where it is not accuracy (already a column)."""
     if competition.metric_name == "accuracy":
@@ -561,9 +567,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     metrics = {**CHOICE_METRICS, **dict([metric] if metric else [])}
     own_metric = metric[0] if metric else "accuracy"
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
-    chosen_by = {"metric": own_metric, "auto": "balanced_accuracy" if shift.shifted else own_metric}.get(
-        settings.choose_by, settings.choose_by
-    )
+    chosen_by = ranking_metric(settings.choose_by, shift.shifted, own_metric)
     rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]

@@ -159,19 +159,21 @@ class Store:
 
 
 def log_workflow(store: Store, name: str, jobs: list[TrainingJob], candidates: dict[int, Path],
-                 config: dict, tags: dict, local_scores: Path | None = None) -> pd.DataFrame:  # fmt: skip
+                 config: dict, tags: dict, local_scores: Path | None = None,
+                 final_round: int | None = None) -> pd.DataFrame:  # fmt: skip
     """Log one workflow run (its training jobs and blends as child runs) unless the same inputs
-    were logged before; returns every run's id with what it holds."""
+    were logged before; returns every run's id with what it holds. ``final_round``: the round
+    submitted (blend.final_round; the last by default), whose CV and hidden score the run carries."""
     inputs = [p for job in jobs for p in (job.curve, job.metrics)] + list(candidates.values())
     inputs += [local_scores] if local_scores else []
-    key = digest(inputs, {"config": config, "tags": tags, "jobs": [job.settings for job in jobs]})
+    final = final_round if final_round is not None else max(candidates)
+    key = digest(inputs, {"config": config, "tags": tags, "jobs": [job.settings for job in jobs], "final_round": final})
     previous = store.logged(key)
     if previous:
         log.info("these results were logged before (%d runs under key %s): nothing new to log", len(previous), key[:12])
         return pd.DataFrame(previous).assign(kind="logged before")
     tags = {**tags, KEY_TAG: key}
     now = int(max(os.path.getmtime(p) for p in inputs) * 1000)
-    final = max(candidates)
     summary, chosen = blend_summary(pd.read_csv(candidates[final]))
     parent_metrics = {"cv_accuracy": summary[f"cv_accuracy.{chosen}"]} if chosen else {}
     if local_scores:
@@ -180,7 +182,8 @@ def log_workflow(store: Store, name: str, jobs: list[TrainingJob], candidates: d
         finals = scores[(scores["round"] == final) & scores["predictions"].str.startswith("final")]
         if len(finals):
             parent_metrics["hidden_accuracy"] = float(finals["hidden"].iloc[0])
-    parent = store.run(name, {**tags, "wavefold.chosen": chosen}, flatten(config), parent_metrics, timestamp_ms=now)
+    parent_tags = {**tags, "wavefold.chosen": chosen, "wavefold.final_round": str(final)}
+    parent = store.run(name, parent_tags, flatten(config), parent_metrics, timestamp_ms=now)
     rows = [{"run_id": parent, "name": name, "kind": "workflow"}]
     for job in jobs:
         run_name = f"round{job.round}/{job.model}/fold{job.fold}"
