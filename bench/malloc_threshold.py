@@ -1,13 +1,16 @@
-"""predict_test's resident memory with glibc's default mmap threshold and with it fixed (wavefold.memory).
+"""predict_test's memory with glibc's defaults, with freed memory handed back every few batches (what
+the workflow does, wavefold.memory) and with glibc's mmap threshold fixed instead.
 
     python bench/malloc_threshold.py [--rows 20000] [--workdir DIR]
 
 Writes a test cache of ``--rows`` synthetic one-second clips (int16, the cache's format) and runs the
 predict_test step's own loop over it — RowReader, ``inference.predict_clips`` with three TTA shifts,
-batches of 256, a LeNet with PCEN features (the default lenet), torch on the machine's cores — twice,
-each in a fresh process: once with glibc's default (the baseline), once with the threshold fixed as
-every rule step now fixes it. It prints each run's time, peak memory and resident memory after the
-first batches and at the end, and their ratios to the baseline.
+batches of 256, a LeNet with PCEN features (the default lenet), torch on the machine's cores — three
+times, each in a fresh process: glibc's defaults and nothing handed back (the baseline, the workflow
+before), ``release_freed`` every ``inference.RELEASE_EVERY`` batches (the workflow now), and glibc's
+mmap threshold fixed at 1 MB. It prints each run's time, peak memory and resident memory after the
+first batches and at the end, and their ratios to the baseline. The baseline's growth varies from
+run to run with the threads' timing: run it more than once.
 """
 
 from __future__ import annotations
@@ -37,7 +40,14 @@ def write_cache(path: Path, rows: int) -> None:
             stream.write(rng.integers(-3000, 3000, (min(5000, rows - begin), 16000), dtype=np.int16).tobytes())
 
 
-def probe(path: Path, pin: bool) -> dict:
+SETTINGS = {
+    "default": "glibc's defaults, nothing handed back (baseline)",
+    "release": "release_freed every RELEASE_EVERY batches (the workflow)",
+    "pinned": "mmap threshold fixed at 1 MB",
+}
+
+
+def probe(path: Path, setting: str) -> dict:
     """One pass of predict_test's loop over the cache at ``path``; resident memory every 10 batches."""
     import psutil
     import torch
@@ -48,7 +58,10 @@ def probe(path: Path, pin: bool) -> dict:
     from wavefold.training.classifier import Classifier
     from wavefold.training.settings import TrainSettings
 
-    pinned = pin_mmap_threshold() if pin else False
+    if setting == "pinned":
+        assert pin_mmap_threshold()
+    if setting != "release":
+        inference.RELEASE_EVERY = 10**9
     model = Classifier(TrainSettings.from_config({"architecture": "lenet", "features": {"compression": "pcen"}}), 31)
     clips = RowReader(path)
     process, resident = psutil.Process(), []
@@ -65,7 +78,7 @@ def probe(path: Path, pin: bool) -> dict:
     rows = len(clips)
     inference.predict_clips(model, clips, ClipWindows.one_each(rows), np.arange(rows), torch.device("cpu"), BATCH,
                             shifts=(0, 800, -800))  # fmt: skip
-    return {"pinned": pinned, "seconds": time.perf_counter() - started, "resident": resident,
+    return {"seconds": time.perf_counter() - started, "resident": resident,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
 
 
@@ -73,25 +86,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wavefold-malloc"))
-    parser.add_argument("--probe", choices=["default", "pinned"], help=argparse.SUPPRESS)
+    parser.add_argument("--probe", choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     cache = args.workdir / f"test_{args.rows}.npy"
     if args.probe:
-        print(json.dumps(probe(cache, args.probe == "pinned")))
+        print(json.dumps(probe(cache, args.probe)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if not cache.exists():
         write_cache(cache, args.rows)
     rows = []
-    for setting in ("default", "pinned"):
+    for setting in SETTINGS:
         command = [sys.executable, __file__, "--rows", str(args.rows), "--workdir", str(args.workdir), "--probe", setting]
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         resident = result["resident"]
-        rows.append({"mmap threshold": "glibc default (baseline)" if setting == "default" else "fixed at 1 MB",
+        rows.append({"setting": SETTINGS[setting],
                      "seconds": result["seconds"], "peak MB": result["peak_mb"],
                      "resident after 10 batches": resident[1], "resident at the end": resident[-1],
                      "growth per 100 batches": (resident[-1] - resident[1]) / (len(resident) - 2) * 10})  # fmt: skip
-    table = pd.DataFrame(rows).set_index("mmap threshold")
+    table = pd.DataFrame(rows).set_index("setting")
     for column in ("seconds", "peak MB"):
         table[f"{column} x baseline"] = table[column] / table[column].iloc[0]
     print(f"predict_test's loop over {args.rows} test clips ({-(-args.rows // BATCH)} batches of {BATCH}, 3 TTA shifts):\n")

@@ -8,7 +8,6 @@ import traceback
 from contextlib import contextmanager
 
 from .errors import ExplainedError
-from .memory import pin_mmap_threshold
 
 
 @contextmanager
@@ -25,7 +24,6 @@ def rule_step(snakemake, name: str):
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=log_file, force=True
         )
         log = logging.getLogger(f"wavefold.{name}")
-        pin_mmap_threshold()  # freed batch buffers go back to the system (wavefold.memory)
         try:
             yield log
         except ExplainedError as error:  # its message already says what is wrong and what to do

@@ -13,6 +13,11 @@ from torch import nn
 
 from ..cache import ClipWindows, average_rows
 from ..features import int16_to_float
+from ..memory import release_freed
+
+#: Batches between two hand-backs of freed memory: often enough to hold a pass's memory flat,
+#: seldom enough that re-touching the pages costs little (bench/malloc_threshold.py).
+RELEASE_EVERY = 8
 
 
 def shifts_in_samples(shifts_ms, sample_rate: int) -> tuple[int, ...]:
@@ -37,7 +42,9 @@ def _batches(clips, rows, extra, batch_size: int, device: torch.device, order: n
     n_rows = len(clips) if rows is None else len(rows)
     total = n_rows + (0 if extra is None else len(extra))
     order = np.arange(total) if order is None else order
-    for begin in range(0, total, batch_size):
+    for number, begin in enumerate(range(0, total, batch_size)):
+        if number % RELEASE_EVERY == RELEASE_EVERY - 1:
+            release_freed()  # or the heaps keep what earlier batches freed (wavefold.memory)
         index = order[begin : begin + batch_size]
         in_rows = np.sort(index[index < n_rows])  # a no-op in the plain order; else reads the map forward
         parts = []
