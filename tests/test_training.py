@@ -68,7 +68,7 @@ def test_changing_one_models_settings_retrains_only_that_model(trained):
     changed = {**CONFIG, "training": {**CONFIG["training"], "models": {**ALL, "lenet": {"architecture": "lenet", "lr": 0.01}}}}
     result = snakemake(trained, "--dry-run", config=changed)
     assert result.returncode == 0
-    downstream = {"blend", "submission", "score_local", "report_figures", "track", "provenance", "all"}
+    downstream = {"blend", "final_round", "submission", "score_local", "report_figures", "track", "provenance", "all"}
     assert jobs_planned(result) == {"train", "predict_test", "average_folds", "cv_table"} | downstream
     models = set(re.findall(r"wildcards: .*model=(\w+)", output_of(result)))
     assert models == {"lenet"}
