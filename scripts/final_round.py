@@ -11,8 +11,7 @@ from wavefold.steps import rule_step
 with rule_step(snakemake, "final_round") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     competition = competitions.get(p.competition)
-    own = blend.competition_metric(competition)
-    functions = {**blend.CHOICE_METRICS, **dict([own] if own else [])}
+    functions = blend.metric_functions(blend.competition_metric(competition))
     last_shift = pd.read_csv(inp.shift[-1]).iloc[0]
     metric = blend.ranking_metric(p.choose_by, bool(last_shift["shifted"]), competition.metric_name)
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))

@@ -344,6 +344,16 @@ def fold_std(accuracies: np.ndarray) -> float:
     return float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
 
 
+def paired_noise(gaps: np.ndarray, noise_se: float) -> float:
+    """``noise_se`` standard errors of the mean of per-fold gaps between two predictions (0 with one fold)."""
+    return float(noise_se * gaps.std(ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
+
+
+def metric_functions(metric: tuple[str, Callable] | None) -> dict[str, Callable]:
+    """What candidates are scored and ranked by: accuracy, balanced accuracy and the competition's own."""
+    return {**CHOICE_METRICS, **dict([metric] if metric else [])}
+
+
 def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise_se: float,
                 metric: str = "accuracy") -> tuple[str, str]:  # fmt: skip
     """The simplest candidate whose CV ``metric`` (a column of ``candidates``, per fold in ``per_fold``) is
@@ -354,7 +364,7 @@ def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise
     eligible = []
     for row in ranked.itertuples():
         gap = per_fold[best] - per_fold[row.candidate]
-        noise = noise_se * gap.std(ddof=1) / np.sqrt(len(gap)) if len(gap) > 1 else 0.0
+        noise = paired_noise(gap, noise_se)
         if gap.mean() <= noise:
             complexity = COMPLEXITY["model"] if row.kind == "model" else COMPLEXITY[row.candidate]
             eligible.append((complexity, -getattr(row, metric), row.log_loss, row.candidate, gap.mean(), noise))
@@ -564,7 +574,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     labels = tuple(labels) if labels is not None else tuple(str(c) for c in range(n_labels))
     if settings.choose_by not in CHOOSE_BY:  # before the cross-validation, not after it
         raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOOSE_BY)}")
-    metrics = {**CHOICE_METRICS, **dict([metric] if metric else [])}
+    metrics = metric_functions(metric)
     own_metric = metric[0] if metric else "accuracy"
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
     chosen_by = ranking_metric(settings.choose_by, shift.shifted, own_metric)

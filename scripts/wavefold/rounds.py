@@ -68,7 +68,7 @@ def choose_round(scores: dict[int, tuple[float, pd.Series]], chosen: dict[int, s
             raise RoundChoiceError(f"round {r}'s blend was scored on folds {list(per_fold.index)}, round {last}'s "
                                    f"on {list(last_folds.index)}: re-run the workflow so that both use one folds table")  # fmt: skip
         gaps = per_fold.to_numpy() - last_folds.to_numpy()
-        noise = noise_se * gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else 0.0
+        noise = blend.paired_noise(gaps, noise_se)
         rows.append({"round": r, "candidate": chosen[r], "metric": metric, "cv": cv,
                      **{f"fold{k}": v for k, v in per_fold.items()}, "gap_to_last": cv - last_cv, "noise": noise})  # fmt: skip
     table = pd.DataFrame(rows)
