@@ -246,7 +246,7 @@ def get_blend_input(wildcards):
 
 
 def get_blend_settings():
-    """What the blend rule fits by (final_round is the final_round rule's: changing it re-blends nothing)."""
+    """What a blend is fitted by; final_round is left out, so changing it re-blends nothing."""
     return {key: value for key, value in BLEND.items() if key not in ("external", "final_round")}
 
 
