@@ -12,9 +12,11 @@ with rule_step(snakemake, "folds") as log:
     noise_table = pd.read_csv(snakemake.input.noise_table)
     # Silence is cut from the background noise, for a competition that scores it
     cuts_silence = competition.silence_label is not None
-    folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples, needs_noise=cuts_silence)
+    multi = competition.multi_label
+    folds.check_fold_count(train, noise_table, p.n_folds, p.clip_samples, needs_noise=cuts_silence, multi_label=multi)
     # Row for row the train cache's clips; 'windows': each one's rows in the cache (indexed by the index step).
-    table = train[["id", "target", "label", "group", "windows"]].assign(fold=folds.assign_folds(train, p.n_folds, p.seed))
+    table = train[["id", "target", "label", "group", "windows"]].assign(fold=folds.assign_folds(
+        train, p.n_folds, p.seed, competition.labels if multi else None))
     # Which clips the CV is scored on: all, unless the competition says some labels are not to be trusted.
     table["scored"] = train["scored"].astype(bool) if "scored" in train.columns else True
     if not table["scored"].all():
@@ -24,7 +26,7 @@ with rule_step(snakemake, "folds") as log:
     per_fold = folds.silence_per_fold(table["fold"].value_counts().sort_index(), p.silence_share if cuts_silence else 0)
     silence = folds.silence_clips(segments, per_fold, p.clip_samples, p.seed, competition.silence_label)
     folds.check_no_leakage(table, segments, silence, p.clip_samples)
-    summary = folds.summary(table, silence, competition.labels)
+    summary = folds.summary(table, silence, competition.labels, multi)
     table.to_csv(out.folds, index=False)
     silence.to_csv(out.silence, index=False)
     segments.to_csv(out.noise_segments, index=False)

@@ -7,6 +7,11 @@ recordings. Each recording is split into
 ``n_folds`` contiguous stretches and each stretch belongs to one fold, so a silence example of a
 validation fold (and, later, the noise mixed into its training side) never shares a sample of
 audio with another fold.
+
+A multi-label competition's clips hold label sets, which ``StratifiedGroupKFold`` cannot stratify:
+there the groups are split by iterative stratification (Sechidis, Tsoumakas & Vlahavas, 2011;
+``MultilabelStratifiedKFold`` of the iterative-stratification package), each group standing for the
+union of its clips' labels, so that every fold gets about its share of every label.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .competitions import LABEL_SET_SEPARATOR, multi_hot
 from .errors import ExplainedError
 
 
@@ -22,8 +28,15 @@ class FoldError(ExplainedError, ValueError):
     pass
 
 
+def one_row_per_label(table: pd.DataFrame, multi_label: bool) -> pd.DataFrame:
+    """``table`` with a multi-label clip's row repeated for each of its labels (``label`` one label)."""
+    if not multi_label:
+        return table
+    return table.assign(label=table["label"].astype(str).str.split(LABEL_SET_SEPARATOR)).explode("label")
+
+
 def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, clip_samples: int,
-                     needs_noise: bool = True) -> None:  # fmt: skip
+                     needs_noise: bool = True, multi_label: bool = False) -> None:  # fmt: skip
     """Raise :class:`FoldError` naming ``folds.n_folds`` and the largest count that works, unless every
     fold can get groups of its own, clips of every label, and (``needs_noise``: the competition's
     silence is cut from noise) a stretch of noise to cut silence from."""
@@ -32,7 +45,7 @@ def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, cli
     if groups < n_folds:
         problems.append(f"the training set has only {groups} speakers (groups); each fold needs groups of its own")
         limits.append(groups)
-    per_label = train.groupby("label")["group"].nunique()
+    per_label = one_row_per_label(train, multi_label).groupby("label")["group"].nunique()
     short = per_label[per_label < n_folds]
     if len(short):
         examples = ", ".join(f"'{label}' {count}" for label, count in short.sort_values().head(3).items())
@@ -50,14 +63,17 @@ def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, cli
         raise FoldError(f"folds.n_folds is {n_folds}, but " + "; ".join(problems) + f". {fix}")
 
 
-def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
-    """Fold number (0..n_folds-1) of every row of the train manifest."""
+def assign_folds(train: pd.DataFrame, n_folds: int, seed: int, multi_label_labels=None) -> np.ndarray:
+    """Fold number (0..n_folds-1) of every row of the train manifest. ``multi_label_labels``: a
+    multi-label competition's labels (its ``label`` column holds label sets)."""
     groups = train["group"].nunique()
     if groups < n_folds:
         raise FoldError(
             f"folds.n_folds is {n_folds} but the training set has only {groups} speakers (groups); "
             f"each fold needs groups of its own. Lower folds.n_folds."
         )
+    if multi_label_labels is not None:
+        return _multilabel_folds(train, n_folds, seed, multi_label_labels)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     fold = np.full(len(train), -1, dtype=int)
     try:
@@ -69,6 +85,20 @@ def assign_folds(train: pd.DataFrame, n_folds: int, seed: int) -> np.ndarray:
     for k, (_train_rows, validation_rows) in enumerate(splits):
         fold[validation_rows] = k
     return fold
+
+
+def _multilabel_folds(train: pd.DataFrame, n_folds: int, seed: int, labels) -> np.ndarray:
+    """Iterative stratification of the groups on the union of their clips' labels."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+    codes, groups = pd.factorize(train["group"], sort=True)
+    per_group = np.zeros((len(groups), len(labels)), dtype=np.int8)
+    np.maximum.at(per_group, codes, multi_hot(train["label"], labels).astype(np.int8))
+    splitter = MultilabelStratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    group_fold = np.full(len(groups), -1, dtype=int)
+    for k, (_rest, held) in enumerate(splitter.split(np.zeros(len(groups)), per_group)):
+        group_fold[held] = k
+    return group_fold[codes]
 
 
 def noise_segments(noise: pd.DataFrame, n_folds: int, min_length: int) -> pd.DataFrame:
@@ -129,13 +159,17 @@ def check_no_leakage(folds: pd.DataFrame, segments: pd.DataFrame, silence: pd.Da
             raise FoldError(f"silence clip {clip.id} reaches outside the noise of fold {clip.fold}")
 
 
-def summary(folds: pd.DataFrame, silence: pd.DataFrame, labels) -> pd.DataFrame:
-    """Clips per fold and label (``labels``: the competition's), plus groups (speakers) per fold: the
-    table the fold step reports."""
-    table = pd.concat([folds[["fold", "label"]], silence[["fold", "label"]]])
+def summary(folds: pd.DataFrame, silence: pd.DataFrame, labels, multi_label: bool = False) -> pd.DataFrame:
+    """Clips per fold and label (``labels``: the competition's; a multi-label clip counts under each of
+    its labels), plus groups (speakers) per fold: the table the fold step reports."""
+    table = pd.concat([one_row_per_label(folds[["fold", "label"]], multi_label), silence[["fold", "label"]]])
     counts = table.pivot_table(index="fold", columns="label", aggfunc="size", fill_value=0)
     counts = counts.reindex(columns=list(labels), fill_value=0)
-    counts["clips"] = counts.sum(axis=1)
+    if multi_label:  # clips, not labels
+        per_fold = pd.concat([folds["fold"], silence["fold"]]).value_counts()
+        counts["clips"] = per_fold.reindex(counts.index, fill_value=0)
+    else:
+        counts["clips"] = counts.sum(axis=1)
     counts["groups"] = folds.groupby("fold")["group"].nunique()
     counts.loc["all"] = counts.sum()
     counts.loc["all", "groups"] = folds["group"].nunique()
