@@ -27,11 +27,44 @@ import pandas as pd
 MODULES = {
     "tensorflow-speech-recognition-challenge": "tensorflow_speech",
     "freesound-audio-tagging": "freesound_audio_tagging",
+    "freesound-audio-tagging-2019": "freesound_audio_tagging_2019",
 }
 
 
 class UnknownCompetition(ValueError):
     pass
+
+
+#: How a multi-label competition's clip holds several labels in the workflow's tables (the ``label``
+#: and ``target`` columns of the index and folds, a solution's ``label``): joined by a comma, as
+#: Freesound 2019's ``train_curated.csv`` writes them. Single-label competitions hold one label there.
+LABEL_SET_SEPARATOR = ","
+
+
+def split_label_sets(values) -> list[list[str]]:
+    """Each value's labels (a multi-label table's ``label`` column -> a list of lists)."""
+    return [[part for part in str(value).split(LABEL_SET_SEPARATOR) if part] for value in values]
+
+
+def multi_hot(values, labels) -> np.ndarray:
+    """(rows, labels) float32: 1 where the row's label set holds the label."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.zeros((len(values), len(labels)), dtype=np.float32)
+    for row, names in enumerate(split_label_sets(values)):
+        unknown = [name for name in names if name not in index]
+        if unknown:
+            raise ValueError(f"labels {unknown[:3]} are not the competition's: re-run the index step")
+        out[row, [index[name] for name in names]] = 1.0
+    return out
+
+
+def encode_labels(values, labels, multi_label: bool = False) -> np.ndarray:
+    """The true labels of rows as the metrics take them: label numbers (rows,) of a single-label
+    competition, a multi-hot matrix (rows, labels) of a multi-label one."""
+    if multi_label:
+        return multi_hot(values, labels)
+    labels = list(labels)
+    return pd.Series(list(values)).map(labels.index).to_numpy()
 
 
 def problem_row(split: str, path: str, problem: str, detail: str, action: str) -> dict:
@@ -46,7 +79,9 @@ class LabelSpace:
     ``classes``: what the model's outputs are (the speech challenge's ``words31``: 30 words and
     silence); ``class_labels``: the submission label of each class (``marvin`` -> ``unknown``);
     ``labels``: the submission's labels, the columns of every probability table. ``silence``: the
-    label cut from background noise, if the competition has one.
+    label cut from background noise, if the competition has one. ``multi_label``: a clip may hold
+    several labels (the model's outputs are independent sigmoids trained by binary cross-entropy,
+    not one softmax); its classes are then the labels themselves.
     """
 
     name: str
@@ -54,6 +89,7 @@ class LabelSpace:
     class_labels: tuple[str, ...]
     labels: tuple[str, ...]
     silence: str | None = None
+    multi_label: bool = False
 
     @property
     def silence_class(self) -> int | None:
@@ -105,6 +141,13 @@ class Competition(ABC):
     target_spaces: dict[str, tuple[str, ...]]
     #: The label cut from background noise rather than read from labelled clips (None: there is none).
     silence_label: str | None = None
+    #: Whether a clip may hold several labels (Freesound 2019). Its tables then hold a clip's labels
+    #: joined by :data:`LABEL_SET_SEPARATOR`, the metrics take multi-hot truths (:func:`encode_labels`),
+    #: and the models learn each label as a yes/no of its own.
+    multi_label: bool = False
+    #: Whether Kaggle takes the competition's submissions as an uploaded CSV (``snakemake submit``);
+    #: notebook-only competitions (code competitions) do not.
+    submits_by_api: bool = True
     #: The files of the Kaggle download ("Download all" zip) the workflow needs.
     download_files: tuple[str, ...]
     #: The test clips' id column in the sample submission and every test table.
@@ -132,7 +175,10 @@ class Competition(ABC):
         if name not in self.target_spaces:
             raise ValueError(f"label_space: {name!r} is not one of {self.slug}'s ({', '.join(self.target_spaces)})")
         classes = tuple(self.target_spaces[name])
-        return LabelSpace(name, classes, tuple(self.labels_of(classes)), tuple(self.labels), self.silence_label)
+        if self.multi_label and classes != tuple(self.labels):
+            raise ValueError(f"label_space: {name!r}: a multi-label competition's models learn its labels themselves")
+        return LabelSpace(name, classes, tuple(self.labels_of(classes)), tuple(self.labels), self.silence_label,
+                          self.multi_label)  # fmt: skip
 
     def label_space_of(self, classes) -> LabelSpace:
         """The label space whose classes are ``classes`` (as a saved model lists them)."""
@@ -189,13 +235,23 @@ class Competition(ABC):
     def predicted_labels(self, submission: pd.DataFrame) -> pd.Series:
         """The top label of every row of a submission (for label mixes)."""
 
+    def candidate_column(self, fnames, probabilities: np.ndarray) -> pd.Series:
+        """One column that :meth:`score_rows` can score as a submission's ``label`` column: how the
+        blend records each candidate's test predictions for the local score. The submission's own
+        label column unless the submission holds probabilities (then: every label, best first)."""
+        return self.submission_table(fnames, probabilities)["label"]
+
+    def truth(self, values) -> np.ndarray:
+        """True labels as the metrics take them (:func:`encode_labels`) from a ``label`` column."""
+        return encode_labels(values, self.labels, self.multi_label)
+
     #: The competition's metric, as the blend's and the reports' column name.
     metric_name: str = "accuracy"
 
     def metric_rows(self, probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The metric's per-row values of probabilities (rows: clips, columns: :attr:`labels`) whose
-        true labels are the numbers ``y``: what :meth:`score_rows` gives their submission. Accuracy's
-        unless overridden."""
+        true labels are ``y`` (:meth:`truth`): what :meth:`score_rows` gives their submission; their
+        mean is the metric on these rows. Accuracy's unless overridden."""
         return (np.asarray(probabilities).argmax(1) == np.asarray(y)).astype(float)
 
     @abstractmethod

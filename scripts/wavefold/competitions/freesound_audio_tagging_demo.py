@@ -80,19 +80,19 @@ class Event:
     word: str = ""
 
 
-def label_events(seed: int) -> dict[str, Event]:
+def label_events(seed: int, labels=LABELS, spoken=SPOKEN) -> dict[str, Event]:
     """Each label's event, fixed by the seed: the families in turn, parameters spread out so that
-    labels of one family differ."""
-    rng = np.random.default_rng([seed, 41])
+    labels of one family differ. ``spoken``: label -> the word espeak-ng says for it."""
+    rng = np.random.default_rng([seed, len(labels)])
     events = {}
-    others = [label for label in LABELS if label not in SPOKEN]
+    others = [label for label in labels if label not in spoken]
     frequencies = np.geomspace(150, 4000, len(others))[rng.permutation(len(others))]
     for i, label in enumerate(others):
         family = FAMILIES[i % len(FAMILIES)]
         rate = {"tone": 0, "chirp": float(rng.choice([0.5, 2.0])), "clicks": float(rng.uniform(3, 25)),
                 "noise": float(rng.uniform(0.2, 0.8)), "harmonic": float(rng.integers(2, 9))}[family]  # fmt: skip
         events[label] = Event(family, float(frequencies[i]), rate, float(rng.uniform(0.15, 0.8)))
-    for label, word in SPOKEN.items():
+    for label, word in spoken.items():
         events[label] = Event("word", 0.0, 0.0, 0.0, word)
     return events
 
@@ -144,19 +144,23 @@ class ClipJob:
     snr_db: float
     lowpass_hz: float | None
     seed: int
+    others: tuple[str, ...] = ()  # more labels the clip holds, their events overlapping (multi-label demos)
 
 
 def render(job: ClipJob, events: dict[str, Event], staging: str) -> None:
     rng = np.random.default_rng(job.seed)
     length = max(1, int(job.seconds * RATE))
     clip = np.zeros(length)
-    onset = int(rng.uniform(0, 0.3) * length)
-    while onset < length:  # events one after another, the first within the first third
-        sound = render_event(events[job.label], rng)
-        sound = sound / (np.max(np.abs(sound)) + 1e-9) * rng.uniform(0.5, 1.0)
-        end = min(length, onset + len(sound))
-        clip[onset:end] += sound[: end - onset]
-        onset = end + int(rng.uniform(0.1, 1.5) * RATE)
+    # Each label's events one after another, the first within the first third; several labels' sequences
+    # overlap, as the sounds of a real multi-label clip do.
+    for label in (job.label, *job.others):
+        onset = int(rng.uniform(0, 0.3) * length)
+        while onset < length:
+            sound = render_event(events[label], rng)
+            sound = sound / (np.max(np.abs(sound)) + 1e-9) * rng.uniform(0.5, 1.0)
+            end = min(length, onset + len(sound))
+            clip[onset:end] += sound[: end - onset]
+            onset = end + int(rng.uniform(0.1, 1.5) * RATE)
     noise = signal.lfilter([1.0], [1.0, -0.9], rng.standard_normal(length))  # brownish room noise
     power = max(np.mean(clip**2), 1e-8)
     clip += noise * np.sqrt(power / np.mean(noise**2) / 10 ** (job.snr_db / 10))
