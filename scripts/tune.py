@@ -46,7 +46,7 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
             paths = outputs.JobPaths(*(scratch / n for n in ("model.pt", "oof.csv", "curve.csv", "metrics.csv")),
                                      scratch / "checkpoint" / "last.pt")  # fmt: skip
             result = loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, identity="tune")
-            return result["fold_accuracy"]  # the held-out fold's accuracy, as metrics.csv's "all" row
+            return result["fold_score"]  # the held-out fold's accuracy (multi-label: lwlrap)
 
     name = tuning.study_name(p.model, p.settings, p.space, proxy)
     study = tuning.open_study(Path(p.storage), name, p.seed)

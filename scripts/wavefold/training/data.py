@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..cache import ClipWindows
+from ..competitions import multi_hot
 from .settings import TrainSettings
 
 if TYPE_CHECKING:  # a type only: training runs on any competition's label space, passed in as data
@@ -60,6 +61,9 @@ class FoldData:
     windows: ClipWindows | None = None  # each clip's rows in ``clips`` (None: one row per clip)
     pseudo_windows: ClipWindows | None = None  # each test clip's rows in ``pseudo_clips``
     variant_clips: np.ndarray = field(default_factory=_empty)  # the clip each offline variant was made from
+    # Multi-label competitions: every clip's labels, (clips, classes) multi-hot float32. The int targets
+    # above are then each clip's rarest label, which the epoch's draws (balanced, pseudo mix) go by.
+    label_sets: np.ndarray | None = None
 
     def __post_init__(self):
         if self.windows is None:
@@ -104,14 +108,22 @@ class FoldData:
         )
         for part in parts:
             digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
-        if self.pseudo_probabilities is not None:
-            digest.update(np.ascontiguousarray(self.pseudo_probabilities, dtype=np.float32).tobytes())
+        for part in (self.pseudo_probabilities, self.label_sets):
+            if part is not None:
+                digest.update(np.ascontiguousarray(part, dtype=np.float32).tobytes())
         return digest.hexdigest()[:16]
 
     def batch_targets(self, source: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """(batch, classes) float32 targets of an epoch plan's examples: one-hot of ``labels``, except
-        the pseudo-labelled clips of soft pseudo-labels, which get the blend's probabilities."""
+        """(batch, classes) float32 targets of an epoch plan's examples: one-hot of ``labels`` (a
+        multi-label clip's, and its variants', every label), except the pseudo-labelled clips of soft
+        pseudo-labels, which get the blend's probabilities."""
         targets = np.eye(len(self.space.classes), dtype=np.float32)[labels]
+        if self.label_sets is not None:
+            n = self.n_clips
+            clip = (source >= 0) & (source < n)
+            targets[clip] = self.label_sets[source[clip]]
+            variant = (source >= n) & (source < n + len(self.variants))
+            targets[variant] = self.label_sets[self.variant_clips[source[variant] - n]]
         if self.pseudo_probabilities is not None:
             offset = self.n_clips + len(self.variants)
             pseudo = source >= offset
@@ -172,12 +184,17 @@ def load_fold(
     rows of the caches each clip has; ``variant_sources`` are rows of the train cache."""
     classes = space.classes
     index = {name: i for i, name in enumerate(classes)}
-    key = folds["target"].where(folds["target"].isin(classes), folds["label"])
-    mapped = key.map(index)
-    if mapped.isna().any():
-        missing = sorted(set(key[mapped.isna()]))[:5]
-        raise ValueError(f"training clips of classes {missing} that the label space {space.name} does not have")
-    targets = mapped.to_numpy(int)
+    label_sets = None
+    if space.multi_label:
+        label_sets = multi_hot(folds["label"], classes)
+        targets = rarest_labels(label_sets)
+    else:
+        key = folds["target"].where(folds["target"].isin(classes), folds["label"])
+        mapped = key.map(index)
+        if mapped.isna().any():
+            missing = sorted(set(key[mapped.isna()]))[:5]
+            raise ValueError(f"training clips of classes {missing} that the label space {space.name} does not have")
+        targets = mapped.to_numpy(int)
     is_val = (folds["fold"] == fold).to_numpy()
     is_inner = np.zeros(len(folds), bool)
     if inner_share > 0:
@@ -213,7 +230,16 @@ def load_fold(
             )
         pseudo_rows = pseudo.loc[usable, "row"].to_numpy()
         pseudo_targets = pseudo.loc[usable, "label"].map(index).to_numpy()
-        if pseudo_soft and not space.is_labels:
+        if space.multi_label:
+            # Every label of a clip is a yes/no of its own: soft, the blend's probability of each; hard,
+            # the labels it gives at least 0.5, and its top label whatever its probability.
+            values = pseudo.loc[usable, list(space.labels)].to_numpy(np.float32)
+            if not pseudo_soft:
+                hard = (values >= 0.5).astype(np.float32)
+                hard[np.arange(len(values)), values.argmax(1)] = 1.0
+                values = hard
+            pseudo_probabilities = values
+        elif pseudo_soft and not space.is_labels:
             log.info("pseudo-labels: hard labels for this %s model: the blend's labels do not say which of its "
                      "classes a clip is (pseudo_label.soft applies to models that learn the labels)", space.name)  # fmt: skip
         elif pseudo_soft:
@@ -253,7 +279,18 @@ def load_fold(
         windows=windows,
         pseudo_windows=test_windows,
         variant_clips=variant_clips,
+        label_sets=label_sets,
     )
+
+
+def rarest_labels(label_sets: np.ndarray) -> np.ndarray:
+    """Each multi-label clip's rarest label (the fewest clips hold it; ties: the first): the class a
+    clip is drawn as, so that balanced draws reach a rare label wherever it occurs."""
+    counts = label_sets.sum(0)
+    rarity = np.where(label_sets > 0, counts[None, :], np.inf)
+    if np.isinf(rarity).all(1).any():
+        raise ValueError("training clips without a label: re-run the index step")
+    return rarity.argmin(1)
 
 
 def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Generator) -> np.ndarray:
@@ -343,9 +380,17 @@ def epoch_plan(
 
 def training_mix(data: FoldData, settings: TrainSettings, seed: int, epochs: int = 3) -> np.ndarray:
     """The class mix the model is trained under, in its label space: what its probabilities assume
-    about the world (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans."""
+    about the world (``balanced`` and ``unknown_share`` change it). Measured on a few epoch plans.
+    Multi-label: each label's share of the drawn clips that hold it (the shares sum to more than 1)."""
     counts = np.zeros(len(data.space.classes))
+    drawn = 0
     for epoch in range(epochs):
-        target = epoch_plan(data, settings, np.random.default_rng([seed, 1000 + epoch]))[2]
-        counts += np.bincount(target, minlength=len(data.space.classes))
+        source, _, target = epoch_plan(data, settings, np.random.default_rng([seed, 1000 + epoch]))
+        if data.label_sets is not None:  # multi-label: how often each label is among a drawn clip's
+            counts += data.batch_targets(source, target).sum(0)
+            drawn += len(source)
+        else:
+            counts += np.bincount(target, minlength=len(data.space.classes))
+    if data.label_sets is not None:
+        return counts / max(1, drawn)
     return counts / max(1.0, counts.sum())

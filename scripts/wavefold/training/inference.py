@@ -101,6 +101,11 @@ def adapt_batch_norm(
     return len(layers)
 
 
+def _probabilities(model, logits: torch.Tensor) -> torch.Tensor:
+    # A bare network (no Classifier around it) is a single-label one.
+    return model.probabilities(logits) if hasattr(model, "probabilities") else torch.softmax(logits, dim=1)
+
+
 @torch.no_grad()
 def predict(
     model,
@@ -111,7 +116,7 @@ def predict(
     extra: np.ndarray | None = None,
     shifts: tuple[int, ...] = (0,),
 ) -> np.ndarray:
-    """Softmax probabilities of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips;
+    """Probabilities (softmax; a multi-label model's, sigmoids) of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips;
     averaged over the time ``shifts`` (samples) for test-time augmentation."""
     model.eval()
     out = []
@@ -119,7 +124,7 @@ def predict(
         probabilities = 0
         for shift in shifts:
             with torch.autocast(device.type, enabled=device.type == "cuda"):
-                probabilities = probabilities + torch.softmax(model(shifted(wave, shift)).float(), dim=1)
+                probabilities = probabilities + _probabilities(model, model(shifted(wave, shift)).float())
         out.append((probabilities / len(shifts)).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0))
 

@@ -46,11 +46,29 @@ def _epoch_generators(seed: int, epoch: int, device: torch.device):
 
 
 def _scores(probabilities: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
-    """(log-loss, accuracy)."""
+    """(log-loss, accuracy) of class numbers ``targets``; of multi-hot ones (a multi-label
+    competition's), (binary cross-entropy, label-weighted label-ranking average precision)."""
     if not len(targets):
         return float("nan"), float("nan")
+    if targets.ndim == 2:
+        p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+        loss = float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
+        return loss, outputs.lwlrap(probabilities, targets)
     loss = float(-np.log(probabilities[np.arange(len(targets)), targets] + 1e-9).mean())
     return loss, float((probabilities.argmax(1) == targets).mean())
+
+
+class MultiLabelLoss(nn.Module):
+    """Binary cross-entropy of every label (a multi-label competition's), on logits; label smoothing
+    pulls each target toward 1/2 by ``smoothing`` (as cross-entropy's pulls toward the uniform)."""
+
+    def __init__(self, smoothing: float = 0.0):
+        super().__init__()
+        self.smoothing = smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = targets * (1 - self.smoothing) + self.smoothing / 2
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets)
 
 
 def train_fold(
@@ -79,7 +97,11 @@ def train_fold(
         raise ValueError("epoch_selection: inner needs an inner split (inner_share > 0 and at least two speakers)")
     torch.manual_seed(seed)
     n_classes = len(data.label_space)
-    model = Classifier(settings, n_classes).to(device)
+    multi_label = data.space.multi_label
+    score_name = "lwlrap" if multi_label else "acc"  # the curve's columns: val_acc or val_lwlrap, ...
+    model = Classifier(settings, n_classes, multi_label).to(device)
+    if multi_label and not model.start_at_prior(data.label_sets[data.train_rows].mean(0)):
+        log.info("%s: no output layer of one bias per label found; its logits start at 0", settings.architecture)
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -91,6 +113,8 @@ def train_fold(
     val_silence = silence_windows(data.noise, data.val_silence["start"], data.val_silence["gain"], data.samples)
     silence_class = -1 if data.silence_class is None else data.silence_class  # no silence class: no silence rows
     val_targets = np.concatenate([data.val_targets, np.full(len(data.val_silence), silence_class)])
+    if multi_label:  # every label of the fold's clips (no silence: a multi-label competition cuts none)
+        val_targets = data.label_sets[data.val_rows]
     # Noise for mixing comes from the training side only: the stretches of the other folds.
     noise_parts = [noise_device[s : s + n] for s, n in data.train_noise]
     if settings.pseudo_noise and data.extra_noise is not None:
@@ -115,11 +139,14 @@ def train_fold(
             state[k] for k in ("epoch", "best", "curve", "best_state", "stale")
         )
 
-    loss_function = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    if multi_label:
+        loss_function = MultiLabelLoss(settings.label_smoothing)
+    else:
+        loss_function = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     batch_size = settings.batch_size
     for epoch in range(start_epoch, settings.epochs):
         if selection != "last" and settings.patience and stale >= settings.patience:
-            log.info("early stop: no better %s accuracy for %d epochs", selection, stale)
+            log.info("early stop: no better %s %s for %d epochs", selection, score_name, stale)
             break
         started = time.perf_counter()
         rng, generator = _epoch_generators(seed, epoch, device)
@@ -155,7 +182,8 @@ def train_fold(
             labels = torch.from_numpy(target[part]).to(device)
             wave = augment_waveforms(wave, train_noise, augment_settings, model.front.settings.sample_rate, generator)
             onehot = nn.functional.one_hot(labels, n_classes).float()
-            if data.pseudo_probabilities is not None:  # soft pseudo-labels: those clips get the blend's probabilities
+            # Soft pseudo-labels (those clips get the blend's probabilities) and label sets: from the plan.
+            if data.pseudo_probabilities is not None or data.label_sets is not None:
                 onehot = torch.from_numpy(data.batch_targets(source[part], target[part])).to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=cuda):
                 features = spec_augment(model.front(wave), augment_settings, generator)
@@ -172,7 +200,10 @@ def train_fold(
             if ema is not None:
                 ema.update_parameters(model)
             total_loss += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
+            if multi_label:  # the top label is one of the clip's
+                correct += onehot.gather(1, logits.argmax(1, keepdim=True)).gt(0.5).sum()
+            else:
+                correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
 
         # The fold's scores are in the curve for reading; they choose the epoch only under "fold".
@@ -183,31 +214,33 @@ def train_fold(
         row = {
             "epoch": epoch + 1,
             "train_loss": total_loss.item() / max(1, seen),
-            "train_acc": correct.item() / max(1, seen),
+            "train_acc": correct.item() / max(1, seen),  # multi-label: the share whose top label is right
             "val_loss": val_loss,
-            "val_acc": val_acc,
+            f"val_{score_name}": val_acc,
         }
         if selection == "inner":
             inner = predict_clips(kept, data.clips, data.windows, data.inner_rows, device, batch_size * 2)
-            row["inner_loss"], row["inner_acc"] = _scores(inner, data.inner_targets)
+            inner_targets = data.label_sets[data.inner_rows] if multi_label else data.inner_targets
+            row["inner_loss"], row[f"inner_{score_name}"] = _scores(inner, inner_targets)
         row.update(lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
         curve.append(row)
-        score = {"inner": row.get("inner_acc"), "fold": val_acc}.get(selection)
+        score = {"inner": row.get(f"inner_{score_name}"), "fold": val_acc}.get(selection)
         if score is not None and score > best:
             best, stale = score, 0
             best_state = {k: v.detach().cpu().clone() for k, v in kept.state_dict().items()}
         elif score is not None:
             stale += 1
         log.info(
-            "epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f acc %.4f%s | %.1f s",
+            "epoch %d/%d: train loss %.4f acc %.4f | fold %d loss %.4f %s %.4f%s | %.1f s",
             epoch + 1,
             settings.epochs,
             row["train_loss"],
             row["train_acc"],
             fold,
             val_loss,
+            score_name,
             val_acc,
-            f" | inner acc {row['inner_acc']:.4f}" if selection == "inner" else "",
+            f" | inner {score_name} {row[f'inner_{score_name}']:.4f}" if selection == "inner" else "",
             row["seconds"],
         )
         checkpoint.save(
@@ -230,8 +263,9 @@ def train_fold(
         log.info("kept the exponential moving average of the weights (ema_decay %g)", settings.ema_decay)
     if best_state is not None:
         model.load_state_dict(best_state)
-        chosen = 1 + max(range(len(curve)), key=lambda i: curve[i]["inner_acc" if selection == "inner" else "val_acc"])
-        log.info("kept epoch %d of %d (best %s accuracy %.4f)", chosen, len(curve), selection, best)
+        column = f"{'inner' if selection == 'inner' else 'val'}_{score_name}"
+        chosen = 1 + max(range(len(curve)), key=lambda i: curve[i][column])
+        log.info("kept epoch %d of %d (best %s %s %.4f)", chosen, len(curve), selection, score_name, best)
     else:
         log.info("kept the last epoch, %d (epoch_selection: last)", len(curve))
     # Out-of-fold probabilities with the test predictions' TTA and AdaBN, so that the two are made alike.
