@@ -22,16 +22,16 @@ with rule_step(snakemake, "blend") as log:
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
     fnames = pd.read_csv(inp.test_index)["fname"].tolist()
     result, oof, test = blend.blend_tables(oof_paths, test_paths, truth, fnames, settings, labels, fold_test_paths,
-                                           trained, blend.competition_metric(competition))  # fmt: skip
+                                           trained, blend.competition_metric(competition),
+                                           competition.multi_label)  # fmt: skip
     oof.to_csv(out.oof, index=False, float_format="%.6g")
     test.to_csv(out.test, index=False, float_format="%.6g")
     for fold, path in zip(p.folds, out.fold_tests):
         blend.fold_table(result, fold, fnames).to_csv(path, index=False, float_format="%.6g")
     result.candidates.to_csv(out.candidates, index=False, float_format="%.5f")
-    def submission_labels(names, probabilities):  # as the submission writes them
-        return competition.submission_table(names, probabilities)["label"]
-
-    blend.candidate_labels(result, fnames, submission_labels).to_csv(out.candidate_labels, index=False)
+    # Each candidate's test predictions as one column the local score reads (the submission's labels;
+    # a multi-label competition's, every label ranked)
+    blend.candidate_labels(result, fnames, competition.candidate_column).to_csv(out.candidate_labels, index=False)
     result.weights.to_csv(out.weights, index=False, float_format="%.5f")
     log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
     log.info("weights:\n%s", result.weights.to_string())

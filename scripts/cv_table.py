@@ -4,6 +4,7 @@ labels are trusted, and the silence examples), so that this table and the blend'
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from wavefold import blend, competitions
@@ -20,9 +21,13 @@ with rule_step(snakemake, "cv_table") as log:
         oof = blend.read_table(path, "id", labels).set_index("id")
         scored = oof.index[oof.index.isin(truth.index)]
         probabilities = oof.loc[scored, labels].to_numpy()
-        y = truth.loc[scored, "label"].map(labels.index).to_numpy()
+        y = competition.truth(truth.loc[scored, "label"])
         rows.append({"model": model, "fold": fold, "score": competition.metric_rows(probabilities, y).mean()})
-        hits = pd.Series(probabilities.argmax(1) == y).groupby(truth.loc[scored, "label"].to_numpy()).mean()
+        if competition.multi_label:  # per label: the share of the clips holding it that rank it first
+            hits = pd.Series({label: (probabilities[y[:, c] > 0].argmax(1) == c).mean() if (y[:, c] > 0).any()
+                              else np.nan for c, label in enumerate(labels)})  # fmt: skip
+        else:
+            hits = pd.Series(probabilities.argmax(1) == y).groupby(truth.loc[scored, "label"].to_numpy()).mean()
         per_class.append(hits.reindex(labels).rename((model, fold)))
     folds = pd.DataFrame(rows)
     table = folds.pivot(index="model", columns="fold", values="score").add_prefix("fold")

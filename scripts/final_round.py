@@ -13,13 +13,14 @@ with rule_step(snakemake, "final_round") as log:
     competition = competitions.get(p.competition)
     functions = blend.metric_functions(blend.competition_metric(competition))
     last_shift = pd.read_csv(inp.shift[-1]).iloc[0]
-    metric = blend.ranking_metric(p.choose_by, bool(last_shift["shifted"]), competition.metric_name)
+    metric = blend.ranking_metric(p.choose_by, bool(last_shift["shifted"]), competition.metric_name,
+                                  competition.multi_label)  # fmt: skip
     truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
     labels = competition.labels
     scores, chosen = {}, {}
     for round_, oof_path, candidates_path in zip(p.rounds, inp.oof, inp.candidates):
         oof = blend.read_table(oof_path, "id", labels)
-        scores[round_] = rounds.round_scores(oof, truth, labels, functions[metric])
+        scores[round_] = rounds.round_scores(oof, truth, labels, functions[metric], competition.multi_label)
         chosen[round_] = blend.chosen_candidate(pd.read_csv(candidates_path), competition.metric_name)[0]
     choice = rounds.choose_round(scores, chosen, p.how, p.noise_se, metric)
     k = p.rounds.index(choice.round)

@@ -3,6 +3,7 @@
 import pandas as pd
 
 from wavefold import competitions, pseudo
+from wavefold.folds import one_row_per_label
 from wavefold.settings import from_section
 from wavefold.steps import rule_step
 
@@ -15,7 +16,8 @@ with rule_step(snakemake, "pseudo_label") as log:
     summaries = []
     for k, fold in enumerate(p.folds):
         # The caps follow the labelled clips that fold's models train on.
-        labelled = folds.loc[folds["fold"] != fold, "label"].value_counts()
+        # (A multi-label clip counts for each of its labels.)
+        labelled = one_row_per_label(folds[folds["fold"] != fold], competition.multi_label)["label"].value_counts()
         if competition.silence_label is not None:
             labelled[competition.silence_label] = int((silence["fold"] != fold).sum())
         models = {name: pd.read_csv(inp[f"models_{name}"][k]) for name in p.models}

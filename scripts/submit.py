@@ -23,6 +23,7 @@ with rule_step(snakemake, "submit") as log:
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
         outcome = submit.submit_local(path, Path(inp.solution), sha256, competition)
     else:
+        submit.refuse_notebook_only(competition)
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
                                        p.poll_seconds)  # fmt: skip
     row = submit.record(Path(p.log_table), p.to, p.competition, path, sha256, cv, description, outcome)

@@ -42,18 +42,25 @@ Besides the blend of all fold models, the chosen blend is also applied fold by f
 fold k's OOF rows, to the test predictions of the fold-k models only (which never trained on fold k).
 Those tables label the test clips that train the next round's fold-k models (:mod:`wavefold.pseudo`),
 so that no fold's labels reach its own validation through the pseudo-labels.
+
+Multi-label competitions (the true labels ``y`` a multi-hot matrix, each label's probability a yes/no
+of its own): the log-loss is the binary cross-entropy of every label, accuracy the share of rows whose
+top label is true, and the candidates are the single models, the mean and the two weighted blends.
+What assumes one label per clip is left out, and the log says so: the multinomial stacker, softmax
+temperatures, EM's class prior and matching the label mix; ``auto`` ranks by the competition's metric.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
+from .competitions import encode_labels, split_label_sets
 from .errors import ExplainedError
 
 log = logging.getLogger(__name__)
@@ -117,8 +124,9 @@ def read_table(path, id_column: str, labels) -> pd.DataFrame:
     return table
 
 
-def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels) -> np.ndarray:
-    """The table's probabilities in the order of ``ids``, renormalised; every id must be there."""
+def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels, normalise: bool = True) -> np.ndarray:
+    """The table's probabilities in the order of ``ids``, renormalised to sum to 1 (not a multi-label
+    table's: ``normalise`` False); every id must be there."""
     indexed = table.set_index(id_column)
     absent = ids.difference(indexed.index)
     if len(absent):
@@ -127,6 +135,8 @@ def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels) -> n
             f"Predictions that join a blend must cover every clip."
         )
     values = indexed.loc[ids, list(labels)].to_numpy(dtype=float)
+    if not normalise:
+        return np.clip(values, 0.0, 1.0)
     return values / np.clip(values.sum(1, keepdims=True), EPS, None)
 
 
@@ -144,18 +154,29 @@ def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
 
 
 def log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Cross-entropy of label numbers ``y``; of multi-hot ``y``, the mean binary cross-entropy."""
+    if y.ndim == 2:
+        p = np.clip(probabilities, EPS, 1 - EPS)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
     return float(-np.log(np.clip(probabilities[np.arange(len(y)), y], EPS, None)).mean())
 
 
 def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """The share of rows whose top label is true (one of a multi-label row's)."""
+    if y.ndim == 2:
+        return float(y[np.arange(len(y)), probabilities.argmax(1)].mean())
     return float((probabilities.argmax(1) == y).mean())
 
 
 def balanced_accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:
     """The mean over the classes present of each one's recall: the accuracy on a test set holding every
     class equally often, whatever the mix of the rows scored. A blend cannot raise it by leaning toward
-    the class the OOF rows hold most of (here: unknown, ~60% of training, ~20-50% of a test set)."""
+    the class the OOF rows hold most of (here: unknown, ~60% of training, ~20-50% of a test set).
+    Multi-label: each label's share of the rows holding it whose top label it is, averaged."""
     predicted = probabilities.argmax(1)
+    if y.ndim == 2:
+        present = np.flatnonzero(y.sum(0) > 0)
+        return float(np.mean([(predicted[y[:, c] > 0] == c).mean() for c in present]))
     return float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
 
 
@@ -256,7 +277,11 @@ def scale_temperature(p: np.ndarray, temperature: float, logs: bool = False) -> 
 
 def fit_logloss_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     m = len(P)
-    picked = P[:, np.arange(len(y)), y]  # (models, clips): only the true class matters for log-loss
+    if y.ndim == 2:  # multi-label: every label's binary cross-entropy
+        flat_y, flat_p = y.ravel(), P.reshape(m, -1)
+        picked = np.where(flat_y > 0, flat_p, 1 - flat_p)  # each model's probability of what is true
+    else:
+        picked = P[:, np.arange(len(y)), y]  # (models, clips): only the true class matters for log-loss
 
     def loss(w):
         return -np.log(np.clip(w @ picked, EPS, None)).mean()
@@ -320,10 +345,12 @@ def fit_method(method: str, P: np.ndarray, y: np.ndarray, settings: BlendSetting
     raise BlendError(f"unknown blend method {method!r} (one of {', '.join(METHODS)})")
 
 
-def apply_method(method: str, state, P: np.ndarray) -> np.ndarray:
+def apply_method(method: str, state, P: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """A fitted combiner on P; ``normalise`` False for multi-label tables (weights sum to 1 already)."""
     if method == "stacking":
         return apply_stacker(state, P)
-    return _normalise(np.tensordot(state, P, axes=1))
+    blended = np.tensordot(state, P, axes=1)
+    return _normalise(blended) if normalise else blended
 
 
 # ---------------------------------------------------------------- the blend -------------------------------
@@ -378,10 +405,35 @@ def choose_auto(candidates: pd.DataFrame, per_fold: dict[str, np.ndarray], noise
     )
 
 
-def ranking_metric(choose_by: str, shifted: bool, own_metric: str) -> str:
+def ranking_metric(choose_by: str, shifted: bool, own_metric: str, multi_label: bool = False) -> str:
     """What a blend ranks its candidates by: ``blend.choose_by``, where ``metric`` is the competition's
-    own (``own_metric``) and ``auto`` is balanced accuracy if the shift check finds the test set shifted."""
+    own (``own_metric``) and ``auto`` is balanced accuracy if the shift check finds the test set shifted
+    (a multi-label competition's own metric: its ranking metric weighs every label already)."""
+    shifted = shifted and not multi_label
     return {"metric": own_metric, "auto": "balanced_accuracy" if shifted else own_metric}.get(choose_by, choose_by)
+
+
+#: What a multi-label blend leaves out (it assumes one label per clip), and why, for the log.
+SINGLE_LABEL_ONLY = {
+    "stacking": "the multinomial stacker predicts one label per clip",
+    "temperature": "temperature scaling calibrates one softmax",
+    "prior_correction": "EM re-estimates the prior of classes that exclude each other",
+    "match_mix": "matching the label mix counts one label per clip",
+}
+
+
+def multi_label_settings(settings: BlendSettings) -> BlendSettings:
+    """``settings`` without what assumes one label per clip (:data:`SINGLE_LABEL_ONLY`), each drop logged."""
+    dropped = []
+    if "stacking" in settings.candidates:
+        dropped.append("stacking")
+    for name, off in (("temperature", False), ("prior_correction", "none"), ("match_mix", False)):
+        if getattr(settings, name) != off:
+            dropped.append(name)
+    for name in dropped:
+        log.warning("blend: %s left out for this multi-label competition: %s", name, SINGLE_LABEL_ONLY[name])
+    return replace(settings, candidates=tuple(c for c in settings.candidates if c != "stacking"), temperature=False,
+                   prior_correction="none", match_mix=False)  # fmt: skip
 
 
 def competition_metric(competition) -> tuple[str, Callable] | None:
@@ -420,11 +472,17 @@ class Blend:
     matched_oof_accuracy: float | None = None  # with match_mix: the chosen blend's CV with its OOF matched too
 
 
-def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray:
+def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray | None:
+    """Each model's temperature; None for multi-label tables, whose probabilities stay as they are
+    (scaling renormalises a row to sum to 1, which a row of yes/no probabilities does not)."""
+    if y.ndim == 2:
+        return None
     return np.array([fit_temperature(p, y) for p in P]) if on else np.ones(len(P))
 
 
-def _scaled(P: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
+def _scaled(P: np.ndarray, temperatures: np.ndarray | None) -> np.ndarray:
+    if temperatures is None:
+        return P
     return np.stack([scale_temperature(p, t) for p, t in zip(P, temperatures)])
 
 
@@ -434,9 +492,9 @@ def fit_with_temperatures(method: str, P: np.ndarray, y: np.ndarray, settings: B
     return temperatures, fit_method(method, _scaled(P, temperatures), y, settings)
 
 
-def apply_with_temperatures(method: str, fitted, P: np.ndarray) -> np.ndarray:
+def apply_with_temperatures(method: str, fitted, P: np.ndarray, normalise: bool = True) -> np.ndarray:
     temperatures, state = fitted
-    return apply_method(method, state, _scaled(P, temperatures))
+    return apply_method(method, state, _scaled(P, temperatures), normalise)
 
 
 def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray,
@@ -447,7 +505,7 @@ def cross_validated(method: str, P: np.ndarray, y: np.ndarray, folds: np.ndarray
     for fold in np.unique(folds):
         held = folds == fold
         fitted[int(fold)] = fit_with_temperatures(method, P[:, ~held], y[~held], settings)
-        out[held] = apply_with_temperatures(method, fitted[int(fold)], P[:, held])
+        out[held] = apply_with_temperatures(method, fitted[int(fold)], P[:, held], normalise=y.ndim == 1)
     return out, fitted
 
 
@@ -574,10 +632,13 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     labels = tuple(labels) if labels is not None else tuple(str(c) for c in range(n_labels))
     if settings.choose_by not in CHOOSE_BY:  # before the cross-validation, not after it
         raise BlendError(f"blend.choose_by {settings.choose_by!r}: one of {', '.join(CHOOSE_BY)}")
+    multi_label = y.ndim == 2  # y multi-hot: each label's probability is a yes/no of its own
+    if multi_label:
+        settings = multi_label_settings(settings)
     metrics = metric_functions(metric)
     own_metric = metric[0] if metric else "accuracy"
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
-    chosen_by = ranking_metric(settings.choose_by, shift.shifted, own_metric)
+    chosen_by = ranking_metric(settings.choose_by, shift.shifted, own_metric, multi_label)
     rows, cv_oof, fitted_without = [], {}, {}
     for i, name in enumerate(names):
         cv_oof[name] = P_oof[i]
@@ -604,7 +665,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     candidates["chosen"] = candidates["candidate"] == chosen
 
     temperatures = _temperatures(P_oof, y, settings.temperature)
-    weights = pd.DataFrame({"model": names, "temperature": temperatures})
+    weights = pd.DataFrame({"model": names, "temperature": 1.0 if temperatures is None else temperatures})
     states = {}
     for method in settings.candidates if len(names) > 1 else ():
         states[method] = fit_method(method, _scaled(P_oof, temperatures), y, settings)
@@ -612,7 +673,7 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
             weights[method] = states[method]
     candidate_tests = {name: P_test[i] for i, name in enumerate(names)}
     for method, state in states.items():
-        candidate_tests[method] = apply_method(method, state, _scaled(P_test, temperatures))
+        candidate_tests[method] = apply_method(method, state, _scaled(P_test, temperatures), not multi_label)
     test = candidate_tests[chosen]
     blend = Blend(chosen, candidates, weights, cv_oof[chosen], test, reason=reason, shift=shift, chosen_by=chosen_by,
                   labels=labels, candidate_tests=candidate_tests)  # fmt: skip
@@ -620,7 +681,8 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
         if chosen in names:
             blend.fold_tests[fold] = P_fold[names.index(chosen)]
         else:  # the fit that scored fold k in the CV: made without fold k's rows
-            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted_without[chosen][fold], P_fold)
+            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted_without[chosen][fold], P_fold,
+                                                             not multi_label)  # fmt: skip
     if settings.prior_correction == "em":
         ratio = settings.em_max_ratio
         if settings.em_start == "calibrated":
@@ -677,27 +739,29 @@ def _probability_frame(values: np.ndarray, id_column: str, ids, labels, folds=No
 def blend_tables(oof_paths: dict[str, list], test_paths: dict[str, str], truth: pd.DataFrame, fnames: list[str],
                  settings: BlendSettings, labels, fold_test_paths: dict[str, list] | None = None,
                  trained_priors: dict[str, np.ndarray] | None = None,
-                 metric: tuple[str, Callable] | None = None) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
+                 metric: tuple[str, Callable] | None = None,
+                 multi_label: bool = False) -> tuple[Blend, pd.DataFrame, pd.DataFrame]:  # fmt: skip
     """Read and check every model's OOF and test tables, blend them; returns the blend, its OOF table
     (id, fold, labels) and its test table (fname, labels). ``fold_test_paths[model]`` lists the model's
     per-fold test tables in fold order; a model without them (a teammate's) joins the fold-wise
     blends with its one test table. ``labels``: the competition's, in the tables' column order."""
     labels = tuple(labels)
     ids = truth.index
-    unknown = sorted(set(truth["label"]) - set(labels))
+    given = {name for names in split_label_sets(truth["label"]) for name in names} if multi_label else set(truth["label"])
+    unknown = sorted(given - set(labels))
     if unknown:
         raise BlendError(f"the folds hold labels {unknown[:5]} that are not the competition's: re-run the folds step")
-    y = truth["label"].map(labels.index).to_numpy()
+    y = encode_labels(truth["label"], labels, multi_label)
     folds = truth["fold"].to_numpy()
     test_ids = pd.Index(fnames)
     names = list(oof_paths)
 
     def test_table(path):
-        return align(read_table(path, "fname", labels), test_ids, "fname", path, labels)
+        return align(read_table(path, "fname", labels), test_ids, "fname", path, labels, not multi_label)
 
     P_oof = np.stack([
         align(pd.concat([read_table(p, "id", labels) for p in oof_paths[name]], ignore_index=True), ids, "id",
-              ", ".join(map(str, oof_paths[name])), labels)
+              ", ".join(map(str, oof_paths[name])), labels, not multi_label)
         for name in names
     ])  # fmt: skip
     P_test = np.stack([test_table(test_paths[name]) for name in names])

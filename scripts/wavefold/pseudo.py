@@ -8,6 +8,10 @@ Clips the index could not decode (cached as silence placeholders) are never take
 
 Pseudo-labelled clips only ever join the training side of a fold: they are test clips, so no fold
 validates on them, and the next round's OOF accuracy stays a score on labelled clips only.
+
+A multi-label competition's clips are taken by their top label the same way (its probability is the
+confidence; the caps count the clips that hold a label); what a taken clip trains toward is every
+label's probability (soft) or the labels of probability 0.5 or more (:func:`wavefold.training.data.load_fold`).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import blend
+from .competitions import encode_labels
 from .errors import ExplainedError
 
 ROUND_CHOICES = ("auto", "last")
@@ -39,12 +40,13 @@ class RoundChoice:
     table: pd.DataFrame  # per round: its chosen candidate, CV, per-fold scores, gap to the last, noise, chosen
 
 
-def round_scores(oof: pd.DataFrame, truth: pd.DataFrame, labels, metric: Callable) -> tuple[float, pd.Series]:
+def round_scores(oof: pd.DataFrame, truth: pd.DataFrame, labels, metric: Callable,
+                 multi_label: bool = False) -> tuple[float, pd.Series]:  # fmt: skip
     """A round's blend OOF table (id, fold, labels) scored by ``metric`` on ``truth``'s rows
     (:func:`wavefold.blend.truth_table`): over all rows (as candidates.csv scores it), and per fold."""
     labels = list(labels)
-    probabilities = blend.align(oof, truth.index, "id", "the round's oof.csv", labels)
-    y = truth["label"].map(labels.index).to_numpy()
+    probabilities = blend.align(oof, truth.index, "id", "the round's oof.csv", labels, not multi_label)
+    y = encode_labels(truth["label"], labels, multi_label)
     folds = truth["fold"].to_numpy()
     per_fold = pd.Series(blend.fold_accuracies(probabilities, y, folds, metric), index=np.unique(folds))
     return float(metric(probabilities, y)), per_fold

@@ -92,6 +92,16 @@ def submit_local(path: Path, solution: Path, sha256: str, competition) -> Outcom
     return Outcome(f"local-{sha256[:12]}", "complete", scores["public"], scores["private"])
 
 
+def refuse_notebook_only(competition) -> None:
+    """Raise :class:`SubmitError` for a competition Kaggle takes submissions of from notebooks only."""
+    if not competition.submits_by_api:
+        raise SubmitError(
+            f"{competition.slug} took submissions from Kaggle notebooks only (a code competition), not through "
+            f"the API: run the workflow in a notebook and submit its results/submission/submission.csv there. "
+            f"On the demo, 'snakemake submit --config submit.to=local' scores it on the hidden solution."
+        )
+
+
 def submit_kaggle(path: Path, competition: str, description: str, sha256: str, previous: pd.DataFrame,
                   wait_seconds: float, poll_seconds: float, api=None) -> Outcome:  # fmt: skip
     """Upload through the real client; confirm the submission in the list; wait for its score."""

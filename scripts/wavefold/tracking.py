@@ -84,9 +84,11 @@ def curve_metrics(curve: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
 
 
 def job_summary(job: TrainingJob, curve: pd.DataFrame) -> dict[str, float]:
-    """A training job's final numbers: its fold accuracy (the kept epoch's OOF) and per-class recall."""
+    """A training job's final numbers: its fold accuracy (the kept epoch's OOF) and per-class recall
+    (a multi-label model's, recall at probability 0.5: its metrics' ``all`` row is not an accuracy)."""
     metrics = pd.read_csv(job.metrics).set_index("label")
-    summary = {"oof_accuracy": float(metrics.loc["all", "recall"])}
+    multi_label = "val_lwlrap" in curve.columns
+    summary = {"oof_recall_at_0.5" if multi_label else "oof_accuracy": float(metrics.loc["all", "recall"])}
     for label, recall in metrics["recall"].drop("all").items():
         if not math.isnan(recall):
             summary[f"recall.{label}"] = float(recall)
