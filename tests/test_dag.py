@@ -167,10 +167,11 @@ def test_a_source_that_does_not_exist_is_named(tmp_path):
     assert result.returncode != 0 and "missing.zip does not exist" in output_of(result)
 
 
-@pytest.mark.parametrize("overlay", ["kaggle-gpu.yaml", "freesound-gpu.yaml"])
+@pytest.mark.parametrize("overlay", ["kaggle-gpu.yaml", "freesound-gpu.yaml", "freesound-2019-gpu.yaml"])
 def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path, overlay):
-    """config/kaggle-gpu.yaml (the README's settings for the real competition) and freesound-gpu.yaml
-    (the same for Freesound) make valid DAGs, from the Kaggle download of their competition."""
+    """config/kaggle-gpu.yaml (the README's settings for the real competition), freesound-gpu.yaml and
+    freesound-2019-gpu.yaml (the same for the two Freesound competitions) make valid DAGs, from the
+    Kaggle download of their competition."""
     real = yaml.safe_load((REPO / "config" / overlay).read_text())
     result = snakemake(tmp_path, "--dry-run", "--resources", "gpu=4", config=real)
     assert result.returncode == 0, output_of(result)[-3000:]
