@@ -143,20 +143,22 @@ def test_label_set_folds_give_every_fold_every_common_label_and_keep_groups_whol
 def test_a_multi_label_clip_trains_toward_all_its_labels_and_its_variants_too():
     space = fat2019().label_space("labels")
     assert space.multi_label and space.classes == LABELS
-    table = pd.DataFrame({"id": ["a", "b", "c"], "target": ["Bark,Meow", "Gong", "Bark"],
-                          "label": ["Bark,Meow", "Gong", "Bark"], "group": ["a", "b", "c"], "fold": [0, 1, 0]})  # fmt: skip
-    clips = np.zeros((3, 100), np.int16)
+    sets = ["Bark,Meow", "Gong", "Bark", "Meow", "Meow"]
+    table = pd.DataFrame({"id": list("abcde"), "target": sets, "label": sets, "group": list("abcde"),
+                          "fold": [0, 1, 0, 1, 1]})  # fmt: skip
+    clips = np.zeros((5, 100), np.int16)
     noise = np.zeros(100, np.int16)
     empty = pd.DataFrame(columns=["id", "fold", "start", "gain"])
     segments = pd.DataFrame(columns=["fold", "start", "length"])
     fold_data = training_data.load_fold(clips, noise, table, empty, segments, 1, space,
                                         variants=np.zeros((1, 100), np.int16), variant_sources=np.array([0]))  # fmt: skip
-    targets = fold_data.batch_targets(np.array([0, 2, 3]), fold_data.train_targets[[0, 1, 0]])
+    targets = fold_data.batch_targets(np.array([0, 2, 5]), fold_data.train_targets[[0, 1, 0]])  # 5: the variant
     bark, meow = LABELS.index("Bark"), LABELS.index("Meow")
     assert np.flatnonzero(targets[0]).tolist() == [bark, meow]  # clip a: both of its labels
     assert np.flatnonzero(targets[1]).tolist() == [bark]
     assert np.flatnonzero(targets[2]).tolist() == [bark, meow]  # clip a's offline variant
-    # Clip a is drawn as its rarer label: Meow (1 clip) rather than Bark (2).
+    # Clip a is drawn as its rarer label on the training side: Meow (1 clip there) rather than Bark (2);
+    # the validation fold's two Meow clips are not counted.
     assert fold_data.train_targets.tolist() == [meow, bark]
 
 

@@ -187,7 +187,8 @@ def load_fold(
     label_sets = None
     if space.multi_label:
         label_sets = multi_hot(folds["label"], classes)
-        targets = rarest_labels(label_sets)
+        # Rarity counted on the training side only: the fold's own labels never shape its training.
+        targets = rarest_labels(label_sets, (folds["fold"] != fold).to_numpy())
     else:
         key = folds["target"].where(folds["target"].isin(classes), folds["label"])
         mapped = key.map(index)
@@ -283,10 +284,10 @@ def load_fold(
     )
 
 
-def rarest_labels(label_sets: np.ndarray) -> np.ndarray:
-    """Each multi-label clip's rarest label (the fewest clips hold it; ties: the first): the class a
-    clip is drawn as, so that balanced draws reach a rare label wherever it occurs."""
-    counts = label_sets.sum(0)
+def rarest_labels(label_sets: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
+    """Each multi-label clip's rarest label (the fewest of the ``counted`` clips hold it; ties: the
+    first): the class a clip is drawn as, so that balanced draws reach a rare label wherever it occurs."""
+    counts = label_sets[counted if counted is not None else slice(None)].sum(0)
     rarity = np.where(label_sets > 0, counts[None, :], np.inf)
     if np.isinf(rarity).all(1).any():
         raise ValueError("training clips without a label: re-run the index step")

@@ -116,8 +116,8 @@ def predict(
     extra: np.ndarray | None = None,
     shifts: tuple[int, ...] = (0,),
 ) -> np.ndarray:
-    """Probabilities (softmax; a multi-label model's, sigmoids) of cache ``rows`` (all rows when None) followed by ``extra`` int16 clips;
-    averaged over the time ``shifts`` (samples) for test-time augmentation."""
+    """Probabilities (softmax; a multi-label model's, sigmoids) of cache ``rows`` (all rows when None)
+    followed by ``extra`` int16 clips; averaged over the time ``shifts`` (samples) for test-time augmentation."""
     model.eval()
     out = []
     for wave in _batches(clips, rows, extra, batch_size, device):
