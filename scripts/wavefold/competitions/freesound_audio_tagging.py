@@ -54,6 +54,24 @@ def unzip_folder(archive: Path, staging: Path, folder: str) -> None:
         zipped.extractall(target)
 
 
+def layout_problems(root: Path, folders, expected: dict[str, list[str]], leading: bool = False) -> list[str]:
+    """What is missing from a Freesound-like layout: ``folders`` of ``<8 hex digits>.wav`` clips, and
+    CSV files with their ``expected`` columns (``leading``: as the first columns, more may follow)."""
+    problems = []
+    for folder in folders:
+        if not (root / folder).is_dir() or not any((root / folder).glob("*.wav")):
+            problems.append(f"{folder}/<8 hex digits>.wav")
+    for name, columns in expected.items():
+        if not (root / name).is_file():
+            problems.append(name)
+            continue
+        found = list(pd.read_csv(root / name, nrows=1).columns)
+        if (found[: len(columns)] if leading else found) != columns:
+            shown = ",".join(columns) if len(columns) < 5 else f"{columns[0]} and the {len(columns) - 1} labels, in order"
+            problems.append(f"{name} with the columns {shown}")
+    return problems
+
+
 def top_labels(probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:
     """(clips, k) label numbers, the most probable first (ties: the lower number first)."""
     return np.argsort(-np.asarray(probabilities), axis=1, kind="stable")[:, :k]
@@ -104,17 +122,8 @@ class FreesoundAudioTagging(Competition):
             shutil.copyfile(download_dir / name, staging / name)
 
     def check_layout(self, root: Path) -> list[str]:
-        problems = []
-        for folder in (TRAIN_FOLDER, TEST_FOLDER):
-            if not (root / folder).is_dir() or not any((root / folder).glob("*.wav")):
-                problems.append(f"{folder}/<8 hex digits>.wav")
         expected = {"train.csv": ["fname", "label", "manually_verified"], "sample_submission.csv": ["fname", "label"]}
-        for name, columns in expected.items():
-            if not (root / name).is_file():
-                problems.append(name)
-            elif list(pd.read_csv(root / name, nrows=1).columns)[: len(columns)] != columns:
-                problems.append(f"{name} with the columns {','.join(columns)}")
-        return problems
+        return layout_problems(root, (TRAIN_FOLDER, TEST_FOLDER), expected, leading=True)
 
     def list_train(self, root: Path, warn=print) -> TrainListing:
         """``train.csv`` gives each clip's label and whether a person verified it; every clip is its own

@@ -19,15 +19,14 @@ submit`` refuses it: the submission file is made and checked here, and uploaded 
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import LABEL_SET_SEPARATOR, Competition, TrainListing, multi_hot, problem_row, split_label_sets
-from .freesound_audio_tagging import unzip_folder
+from . import LABEL_SET_SEPARATOR, TrainListing, multi_hot, problem_row, split_label_sets
+from .freesound_audio_tagging import FreesoundAudioTagging, layout_problems, unzip_folder
 
 #: The 80 labels, in the column order of the sample submission and every probability table.
 LABELS = (
@@ -51,7 +50,6 @@ DOWNLOAD_FILES = ("train_curated.zip", "train_noisy.zip", "test.zip", "train_cur
 #: (folder, its labels file, whether its labels are trusted: scored by the CV)
 TRAIN_PARTS = (("train_curated", "train_curated.csv", True), ("train_noisy", "train_noisy.csv", False))
 TEST_FOLDER = "test"
-CLIP_NAME = re.compile(r"^[0-9a-f]{8}\.wav$")
 
 
 def lwlrap_rows(probabilities: np.ndarray, truth: np.ndarray, chunk: int = 2048) -> np.ndarray:
@@ -80,24 +78,20 @@ def ranked_labels(probabilities: np.ndarray) -> list[str]:
     return [" ".join(np.array(LABELS)[row]) for row in order]
 
 
-class FreesoundAudioTagging2019(Competition):
+class FreesoundAudioTagging2019(FreesoundAudioTagging):
+    """Freesound 2018's clips, names and audio policy (2-s windows 1 s apart at 16 kHz); its own files,
+    label sets, metric and submission."""
+
     slug = "freesound-audio-tagging-2019"
     title = "Freesound Audio Tagging 2019"
     labels = LABELS
     target_spaces = {"labels": LABELS}
-    silence_label = None
     multi_label = True
     submits_by_api = False
     download_files = DOWNLOAD_FILES
     test_folder = TEST_FOLDER
-    test_name_pattern = "<8 hex digits>.wav"
     demo_module = "freesound_audio_tagging_2019_demo"
     metric_name = "lwlrap"
-    # As Freesound 2018's: clips of any length, cached as 2-s windows 1 s apart at 16 kHz.
-    audio_defaults = {**Competition.audio_defaults, "clip_seconds": 2.0, "long": "windows", "window_hop_seconds": 1.0}
-
-    def test_name_ok(self, name: str) -> bool:
-        return CLIP_NAME.match(name) is not None
 
     # ------------------------------------------------------------------ files
     def extract(self, download_dir: Path, staging: Path) -> None:
@@ -108,19 +102,9 @@ class FreesoundAudioTagging2019(Competition):
             shutil.copyfile(download_dir / name, staging / name)
 
     def check_layout(self, root: Path) -> list[str]:
-        problems = []
-        for folder in (*(part[0] for part in TRAIN_PARTS), TEST_FOLDER):
-            if not (root / folder).is_dir() or not any((root / folder).glob("*.wav")):
-                problems.append(f"{folder}/<8 hex digits>.wav")
         expected = {"train_curated.csv": ["fname", "labels"], "train_noisy.csv": ["fname", "labels"],
                     "sample_submission.csv": ["fname", *LABELS]}  # fmt: skip
-        for name, columns in expected.items():
-            if not (root / name).is_file():
-                problems.append(name)
-            elif list(pd.read_csv(root / name, nrows=1).columns) != columns:
-                shown = ",".join(columns) if len(columns) < 5 else f"fname and the {len(LABELS)} labels, in order"
-                problems.append(f"{name} with the columns {shown}")
-        return problems
+        return layout_problems(root, (*(part[0] for part in TRAIN_PARTS), TEST_FOLDER), expected)
 
     def list_train(self, root: Path, warn=print) -> TrainListing:
         """The curated and the noisy clips with their label sets (``label``: labels joined by commas,

@@ -19,18 +19,17 @@ import logging
 import os
 import tempfile
 import zipfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .. import archives
 from . import LABEL_SET_SEPARATOR
 from .freesound_audio_tagging_2019 import DOWNLOAD_FILES, LABELS, TEST_FOLDER, FreesoundAudioTagging2019
-from .freesound_audio_tagging_demo import SHIFTS, TRAIN_SNR, ClipJob, clip_seconds, label_events, render
+from .freesound_audio_tagging_demo import (SHIFTS, TRAIN_SNR, ClipJob, check_size_and_shift, clip_seconds,
+                                           label_events, render_all)  # fmt: skip
 from .tensorflow_speech_demo import require_espeak
 
 log = logging.getLogger(__name__)
@@ -129,10 +128,7 @@ def _zip_flat(folder: Path, archive: Path) -> None:
 def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: str = "mild") -> dict:
     """Write ``freesound-audio-tagging-2019.zip`` and ``solution.csv`` into ``out_dir``."""
     require_espeak()
-    if size_name not in SIZES:
-        raise ValueError(f"demo size {size_name!r} is not one of {sorted(SIZES)} (config key demo.size)")
-    if shift not in SHIFTS:
-        raise ValueError(f"demo shift {shift!r} is not one of {sorted(SHIFTS)} (config key demo.shift)")
+    check_size_and_shift(size_name, SIZES, shift)
     slug = FreesoundAudioTagging2019.slug
     events = label_events(seed, LABELS, SPOKEN)
     jobs, curated, noisy, solution = plan(SIZES[size_name], seed, shift)
@@ -141,10 +137,7 @@ def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: 
              len(jobs), workers)  # fmt: skip
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
         staging = Path(tmp)
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            done = pool.map(render, jobs, [events] * len(jobs), [str(staging)] * len(jobs), chunksize=8)
-            for _ in tqdm(done, total=len(jobs), desc="synthesising clips", mininterval=5):
-                pass
+        render_all(jobs, events, staging, workers)
         files = staging / "files"
         files.mkdir()
         for folder in ("train_curated", "train_noisy", TEST_FOLDER):

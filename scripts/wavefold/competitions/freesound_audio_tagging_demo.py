@@ -207,6 +207,21 @@ def plan(size: DemoSize, seed: int, shift: str) -> tuple[list[ClipJob], pd.DataF
     return jobs, train, solution
 
 
+def check_size_and_shift(size_name: str, sizes: dict, shift: str) -> None:
+    if size_name not in sizes:
+        raise ValueError(f"demo size {size_name!r} is not one of {sorted(sizes)} (config key demo.size)")
+    if shift not in SHIFTS:
+        raise ValueError(f"demo shift {shift!r} is not one of {sorted(SHIFTS)} (config key demo.shift)")
+
+
+def render_all(jobs: list[ClipJob], events: dict[str, Event], staging: Path, workers: int) -> None:
+    """Synthesise every clip into ``staging``, on ``workers`` processes."""
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = pool.map(render, jobs, [events] * len(jobs), [str(staging)] * len(jobs), chunksize=8)
+        for _ in tqdm(done, total=len(jobs), desc="synthesising clips", mininterval=5):
+            pass
+
+
 def _zip_folder(staging: Path, folder: str, archive: Path) -> None:
     """Zip ``staging/folder`` with the folder inside, as Kaggle's audio zips are."""
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
@@ -217,10 +232,7 @@ def _zip_folder(staging: Path, folder: str, archive: Path) -> None:
 def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: str = "mild") -> dict:
     """Write ``freesound-audio-tagging.zip`` and ``solution.csv`` into ``out_dir``."""
     require_espeak()
-    if size_name not in SIZES:
-        raise ValueError(f"demo size {size_name!r} is not one of {sorted(SIZES)} (config key demo.size)")
-    if shift not in SHIFTS:
-        raise ValueError(f"demo shift {shift!r} is not one of {sorted(SHIFTS)} (config key demo.shift)")
+    check_size_and_shift(size_name, SIZES, shift)
     slug = FreesoundAudioTagging.slug
     events = label_events(seed)
     jobs, train, solution = plan(SIZES[size_name], seed, shift)
@@ -229,10 +241,7 @@ def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: 
              len(jobs), workers)  # fmt: skip
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
         staging = Path(tmp)
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-            done = pool.map(render, jobs, [events] * len(jobs), [str(staging)] * len(jobs), chunksize=8)
-            for _ in tqdm(done, total=len(jobs), desc="synthesising clips", mininterval=5):
-                pass
+        render_all(jobs, events, staging, workers)
         files = staging / "files"
         files.mkdir()
         _zip_folder(staging, TRAIN_FOLDER, files / "audio_train.zip")
