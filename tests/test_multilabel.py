@@ -228,9 +228,10 @@ def test_freesound_2019_runs_end_to_end_to_an_lwlrap_scored_submission(fat2019_r
     rng = np.random.default_rng(0)
     chance = np.mean([lwlrap_rows(rng.random(truth.shape), truth).mean() for _ in range(20)])
     assert score["all"] > 2.5 * chance, (score, chance)  # the models learned the events
-    # Each label is a yes/no of its own: the OOF and submission rows do not sum to 1.
+    # Each label is a yes/no of its own (sigmoids): a row's scores do not sum to 1, as a softmax's do
+    # (to within the CSV's rounding). They sum to about the expected number of labels, 1.2-1.3 here.
     oof = pd.read_csv(run / "results/train/round1/lenet/fold0/oof.csv")
-    assert np.abs(oof[list(LABELS)].sum(axis=1) - 1).mean() > 0.2
+    assert (np.abs(oof[list(LABELS)].sum(axis=1) - 1) > 0.01).mean() > 0.9
     submitted = pd.read_csv(run / "results/final/rounds.csv").set_index("round")["chosen"].idxmax()
     final = pd.read_csv(run / f"results/blend/round{submitted}/candidates.csv").set_index("candidate")
     assert score["cv"] == pytest.approx(final.loc["final", "lwlrap"], abs=1e-4) and "stacking" not in final.index
