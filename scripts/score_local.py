@@ -45,7 +45,7 @@ with rule_step(snakemake, "score_local") as log:
     mix = pd.read_csv(inp.label_mix).rename(columns={"predicted": "final_round_predicted"})  # the submitted round's
     mix["submission"] = submission.label_shares(competition.predicted_labels(final), competition.labels).to_numpy()
     # (multi-label: the truth's share of (clip, label) pairs, the submission's of top labels)
-    truth = solution["label"].str.split(competitions.LABEL_SET_SEPARATOR).explode() if competition.multi_label else solution["label"]
+    truth = competitions.explode_label_sets(solution["label"]) if competition.multi_label else solution["label"]
     mix["truth"] = submission.label_shares(truth, competition.labels).to_numpy()
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")
     log.info("local score of the submission: %s", scores)

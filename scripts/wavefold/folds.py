@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .competitions import LABEL_SET_SEPARATOR, multi_hot
+from .competitions import explode_label_sets, multi_hot
 from .errors import ExplainedError
 
 
@@ -32,7 +32,8 @@ def one_row_per_label(table: pd.DataFrame, multi_label: bool) -> pd.DataFrame:
     """``table`` with a multi-label clip's row repeated for each of its labels (``label`` one label)."""
     if not multi_label:
         return table
-    return table.assign(label=table["label"].astype(str).str.split(LABEL_SET_SEPARATOR)).explode("label")
+    exploded = explode_label_sets(table["label"])
+    return table.loc[exploded.index].assign(label=exploded.to_numpy())
 
 
 def check_fold_count(train: pd.DataFrame, noise: pd.DataFrame, n_folds: int, clip_samples: int,

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .competitions import LABEL_SET_SEPARATOR
+from .competitions import explode_label_sets
 from .submission import label_shares
 
 
@@ -21,10 +21,10 @@ def _top_label(table: pd.DataFrame, labels) -> np.ndarray:
 def one_row_per_true_label(truth: pd.Series, oof: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     """A multi-label competition's truth (id -> labels joined by commas) and OOF table with a row per
     (clip, true label), named ``<id>#<label>``: what the confusion matrix and the tables take."""
-    exploded = truth.astype(str).str.split(LABEL_SET_SEPARATOR).explode()
+    exploded = explode_label_sets(truth)
     names = exploded.index.astype(str) + "#" + exploded.to_numpy()
-    rows = oof.set_index("id").loc[exploded.index[exploded.index.isin(oof["id"])]]
     kept = exploded[exploded.index.isin(oof["id"])]
+    rows = oof.set_index("id").loc[kept.index]
     rows.index = kept.index.astype(str) + "#" + kept.to_numpy()
     return pd.Series(exploded.to_numpy(), index=names), rows.rename_axis("id").reset_index()
 

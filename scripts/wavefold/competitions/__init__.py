@@ -46,6 +46,11 @@ def split_label_sets(values) -> list[list[str]]:
     return [[part for part in str(value).split(LABEL_SET_SEPARATOR) if part] for value in values]
 
 
+def explode_label_sets(values: pd.Series) -> pd.Series:
+    """A label-set column with one row per (row, label), the index repeated: a clip under each label."""
+    return values.astype(str).str.split(LABEL_SET_SEPARATOR).explode()
+
+
 def multi_hot(values, labels) -> np.ndarray:
     """(rows, labels) float32: 1 where the row's label set holds the label."""
     index = {name: i for i, name in enumerate(labels)}
