@@ -1,6 +1,7 @@
-# Blend one round's models: every candidate (each model, mean, weights for log-loss and for accuracy,
-# stacking) scored by CV over the folds; the best one applied to the test probabilities, and, fold
-# by fold, fitted without that fold and applied to its own fold models (for the pseudo-labels).
+# Blend one round's models (blend.across_rounds: and the earlier rounds'): every candidate (each
+# model, mean, weights for log-loss and for accuracy, stacking) scored by CV over the folds; the best
+# one applied to the test probabilities, and, fold by fold, fitted without that fold and applied to
+# its own fold models (for the pseudo-labels).
 rule blend:
     input:
         unpack(get_blend_input),
@@ -49,7 +50,7 @@ rule blend:
         runtime=30,
     params:
         settings=get_blend_settings(),
-        models=MODELS,
+        models=get_blend_members,
         external=list(BLEND["external"]),
         folds=FOLDS,
         competition=COMPETITION,

@@ -11,7 +11,9 @@ from snakemake.utils import validate
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 sys.path.insert(0, str(PACKAGE.parent))
 # The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
-from wavefold import competitions, dependencies  # noqa: E402
+from wavefold import competitions, dependencies, rounds  # noqa: E402
+from wavefold.blend import NOT_FIT_SETTINGS  # noqa: E402
+from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
 from wavefold.training.settings import TrainSettings, resolved, training_problems  # noqa: E402
@@ -179,7 +181,7 @@ def get_pseudo_training_input(wildcards):
 
 def get_pseudo_settings():
     """What selects the pseudo-labels (not how many rounds, not the mix: those do not change the selection)."""
-    return {key: PSEUDO[key] for key in ("threshold", "agreement", "class_cap")}
+    return {field: PSEUDO[field] for field in PseudoSettings.__dataclass_fields__}
 
 
 def get_training_runtime(wildcards, attempt):
@@ -223,21 +225,24 @@ def get_round_oof_files(wildcards):
 
 
 # ----------------------------------------------------------------------------- blend, pseudo-labels
+def get_blend_members(wildcards):
+    """The models a round's blend takes (blend.across_rounds: earlier rounds' too, as <model>_round<q>)."""
+    return list(rounds.blend_members(MODELS, wildcards.round, BLEND["across_rounds"]))
+
+
 def get_blend_input(wildcards):
-    """Per model: its OOF tables and metrics (one per fold), its test table (the mean of its folds)
-    and each fold model's test table (for the fold-wise blends that make leak-free pseudo-labels);
-    a teammate's predictions."""
+    """Per model of the blend (get_blend_members): its OOF tables and metrics (one per fold), its test
+    table (the mean of its folds) and each fold model's test table (for the fold-wise blends that make
+    leak-free pseudo-labels); a teammate's predictions."""
     files = {}
-    for model in MODELS:
-        files[f"oof_{model}"] = _round_files(
-            "results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round, [model]
+    for member, (round_, model) in rounds.blend_members(MODELS, wildcards.round, BLEND["across_rounds"]).items():
+        files[f"oof_{member}"] = _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", round_, [model])
+        files[f"metrics_{member}"] = _round_files(
+            "results/train/round{round}/{model}/fold{fold}/metrics.csv", round_, [model]
         )
-        files[f"metrics_{model}"] = _round_files(
-            "results/train/round{round}/{model}/fold{fold}/metrics.csv", wildcards.round, [model]
-        )
-        files[f"test_{model}"] = f"results/predict/round{wildcards.round}/{model}.csv"
-        files[f"fold_test_{model}"] = _round_files(
-            "results/predict/round{round}/{model}/fold{fold}.csv", wildcards.round, [model]
+        files[f"test_{member}"] = f"results/predict/round{round_}/{model}.csv"
+        files[f"fold_test_{member}"] = _round_files(
+            "results/predict/round{round}/{model}/fold{fold}.csv", round_, [model]
         )
     for name, paths in BLEND["external"].items():
         files[f"external_oof_{name}"] = paths["oof"]
@@ -246,8 +251,9 @@ def get_blend_input(wildcards):
 
 
 def get_blend_settings():
-    """What a blend is fitted by; final_round is left out, so changing it re-blends nothing."""
-    return {key: value for key, value in BLEND.items() if key not in ("external", "final_round")}
+    """What a blend is fitted by; the rest (final_round, across_rounds, external) is left out, so that
+    changing it re-blends only what it changes."""
+    return {key: value for key, value in BLEND.items() if key not in NOT_FIT_SETTINGS}
 
 
 def get_final_round_input(wildcards):

@@ -22,7 +22,7 @@ with rule_step(snakemake, "pseudo_label") as log:
             labelled[competition.silence_label] = int((silence["fold"] != fold).sum())
         models = {name: pd.read_csv(inp[f"models_{name}"][k]) for name in p.models}
         taken, summary = pseudo.select(pd.read_csv(inp.blends[k]), models, test_index, labelled, settings,
-                                       competition.labels)  # fmt: skip
+                                       competition.labels, competition.catch_all_label)  # fmt: skip
         taken.to_csv(out.folds[k], index=False, float_format="%.6g")
         summaries.append(summary.assign(fold=fold))
         log.info("fold %d (labelled by round models that never saw it): %d test clips", fold, len(taken))

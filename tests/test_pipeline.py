@@ -159,8 +159,13 @@ def test_the_shift_check_is_measured_on_the_models_own_tables_and_logged(pipelin
 
 def test_cv_and_hidden_score_side_by_side(pipeline):
     table = pd.read_csv(pipeline / "results/submission/local_scores.csv")
-    # Each round: two models, four blends and the final predictions (the chosen blend after EM).
-    assert set(table["round"]) == {1, 2} and len(table) == 2 * 7
+    # Each round: its two models, four blends and the final predictions (the chosen blend after EM);
+    # round 2's blend also takes round 1's two models (blend.across_rounds), as themselves.
+    assert table.groupby("round").size().to_dict() == {1: 7, 2: 9}
+    by_round = table.set_index(["round", "predictions"])
+    for model in ("lenet", "matchboxnet"):
+        earlier = by_round.loc[(2, f"{model}_round1"), ["cv", "hidden"]]
+        assert earlier.tolist() == by_round.loc[(1, model), ["cv", "hidden"]].tolist()
     score = json.loads((pipeline / "results/submission/local_score.json").read_text())
     final = table[table["predictions"].str.endswith("(submitted)")]
     assert final["round"].item() == score["round"] and final["hidden"].item() == pytest.approx(score["all"], abs=1e-4)

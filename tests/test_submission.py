@@ -59,12 +59,45 @@ def test_pseudo_labels_need_confidence_agreement_and_respect_class_caps():
     index = pd.DataFrame({"fname": fnames, "usable": [True] * 5 + [False] + [True] * 2})  # clip 5 undecodable
     counts = pd.Series({"yes": 2, "no": 5, "unknown": 10, "silence": 10, "go": 10})
     taken, summary = pseudo.select(blend, {"a": blend, "b": other}, index, counts,
-                                   pseudo.PseudoSettings(threshold=0.9, agreement=True, class_cap=1.0),
+                                   pseudo.PseudoSettings(threshold=0.9, agreement=True, class_cap=1.0, class_share=0),
                                    LABELS)  # fmt: skip
     assert taken["fname"].tolist() == [fnames[i] for i in (0, 1, 3, 6)]  # yes capped at 2, the most confident
     summary = summary.set_index("label")
     assert summary.loc["yes", ["confident", "agreed", "cap", "taken"]].tolist() == [3, 3, 2, 2]
     assert summary.loc["go", "agreed"] == 0 and summary.loc["unknown", "confident"] == 0
+
+
+def test_a_class_whose_clips_never_reach_the_threshold_takes_its_most_confident_share():
+    """Under a shift the blend is unsure of every command word: none reaches 0.95. Each class then
+    takes its top 20% (class_share) when at least min_confidence, and agreed; the catch-all class
+    (unknown) keeps the threshold; a class already reaching it is not lowered."""
+    rows = []  # (label, confidence) of the blend's top label
+    rows += [("left", c) for c in np.linspace(0.6, 0.87, 10)]  # top 2: 0.87 and 0.84
+    rows += [("unknown", c) for c in np.linspace(0.6, 0.87, 10)]
+    rows += [("go", c) for c in np.linspace(0.3, 0.45, 10)]  # all under min_confidence
+    rows += [("yes", c) for c in [0.99] * 5 + [0.7] * 5]  # top 20% reach the threshold: bar stays 0.95
+    probabilities = np.full((len(rows), len(LABELS)), 0.0)
+    for i, (label, confidence) in enumerate(rows):
+        probabilities[i, LABELS.index(label)] = confidence
+        probabilities[i, LABELS.index("silence")] = (1 - confidence) / 2  # a runner-up, never the top
+    fnames = [f"clip_{i:09x}.wav" for i in range(len(rows))]
+    blend = pd.DataFrame(probabilities, columns=list(LABELS)).assign(fname=fnames)
+    disagreeing = blend.copy()
+    disagreeing.loc[8, "left"], disagreeing.loc[8, "stop"] = 0.0, 1.0  # a model says "stop" for left's 2nd best
+    index = pd.DataFrame({"fname": fnames, "usable": True})
+    counts = pd.Series(100, index=list(LABELS))
+    settings = pseudo.PseudoSettings(threshold=0.95, class_share=0.2, min_confidence=0.5)
+    taken, summary = pseudo.select(blend, {"a": blend}, index, counts, settings, LABELS, catch_all="unknown")
+    by_label = taken.groupby("label")["confidence"].apply(lambda c: sorted(c.round(2), reverse=True)).to_dict()
+    assert by_label == {"left": [0.87, 0.84], "yes": [0.99] * 5}
+    bars = summary.set_index("label")["bar"]
+    assert bars["left"] == pytest.approx(0.84) and bars["unknown"] == 0.95 and bars["yes"] == 0.95
+    assert bars["go"] == 0.5  # floored: a class the blend never favours by a majority gives nothing
+    agreed, _ = pseudo.select(blend, {"a": blend, "b": disagreeing}, index, counts, settings, LABELS, "unknown")
+    assert agreed.loc[agreed["label"] == "left", "confidence"].round(2).tolist() == [0.87]
+    fixed, _ = pseudo.select(blend, {"a": blend}, index, counts, pseudo.PseudoSettings(class_share=0), LABELS,
+                             catch_all="unknown")  # fmt: skip
+    assert set(fixed["label"]) == {"yes"}  # the fixed threshold alone: what the hard-shift demo got (silence only)
 
 
 def test_only_the_checked_file_is_uploaded(tmp_path):

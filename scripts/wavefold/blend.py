@@ -73,6 +73,11 @@ class BlendError(ExplainedError, ValueError):
     """Probability tables that cannot be blended; the message names the file and the fix."""
 
 
+#: The ``blend`` settings that choose what is blended or which round is submitted, not how a blend
+#: is fitted: not :class:`BlendSettings` fields, and not the blend rule's settings params.
+NOT_FIT_SETTINGS = ("external", "final_round", "across_rounds")
+
+
 @dataclass(frozen=True)
 class BlendSettings:
     # auto (the simplest candidate within the fold-to-fold noise of the best CV) | a model | a blend method

@@ -40,6 +40,18 @@ class RoundChoice:
     table: pd.DataFrame  # per round: its chosen candidate, CV, per-fold scores, gap to the last, noise, chosen
 
 
+def blend_members(models, round_: int, across_rounds: bool) -> dict[str, tuple[int, str]]:
+    """The models round ``round_``'s blend takes: name -> (round, model). The round's own models under
+    their names; with ``blend.across_rounds``, every earlier round's too, as ``<model>_round<q>``.
+    Their OOF rows are as leak-free as the round's own: no fold-k model of any round saw fold k's
+    labels, nor pseudo-labels made from them."""
+    members = {model: (int(round_), model) for model in models}
+    if across_rounds:
+        for earlier in range(1, int(round_)):
+            members.update({f"{model}_round{earlier}": (earlier, model) for model in models})
+    return members
+
+
 def round_scores(oof: pd.DataFrame, truth: pd.DataFrame, labels, metric: Callable,
                  multi_label: bool = False) -> tuple[float, pd.Series]:  # fmt: skip
     """A round's blend OOF table (id, fold, labels) scored by ``metric`` on ``truth``'s rows
@@ -92,3 +104,15 @@ def choose_round(scores: dict[int, tuple[float, pd.Series]], chosen: dict[int, s
     table["chosen"] = table["round"] == pick
     return RoundChoice(pick, reason, metric, table)
 
+
+
+def choose_final(oof_tables: dict[int, pd.DataFrame], chosen: dict[int, str], last_shifted: bool,
+                 truth: pd.DataFrame, competition, how: str, noise_se: float, choose_by: str) -> RoundChoice:  # fmt: skip
+    """The round to submit, from every round's blend OOF table (id, fold, labels) and chosen candidate,
+    compared by what the last round's blend ranked by (``blend.choose_by``; under ``auto``, balanced
+    accuracy when the last round's shift check found a shift)."""
+    functions = blend.metric_functions(blend.competition_metric(competition))
+    metric = blend.ranking_metric(choose_by, last_shifted, competition.metric_name, competition.multi_label)
+    scores = {r: round_scores(oof, truth, competition.labels, functions[metric], competition.multi_label)
+              for r, oof in oof_tables.items()}  # fmt: skip
+    return choose_round(scores, chosen, how, noise_se, metric)

@@ -146,6 +146,9 @@ class Competition(ABC):
     target_spaces: dict[str, tuple[str, ...]]
     #: The label cut from background noise rather than read from labelled clips (None: there is none).
     silence_label: str | None = None
+    #: The label of everything else (``unknown``), if there is one: audio the models do not recognise
+    #: lands there, so self-training keeps its fixed confidence bar (:mod:`wavefold.pseudo`).
+    catch_all_label: str | None = None
     #: Whether a clip may hold several labels (Freesound 2019). Its tables then hold a clip's labels
     #: joined by :data:`LABEL_SET_SEPARATOR`, the metrics take multi-hot truths (:func:`encode_labels`),
     #: and the models learn each label as a yes/no of its own.

@@ -98,6 +98,7 @@ class SpeechChallenge(Competition):
     labels = LABELS
     target_spaces = {"labels": LABELS, "words31": WORDS + ("silence",)}
     silence_label = "silence"
+    catch_all_label = "unknown"
     download_files = ARCHIVES
     test_folder = "test/audio"
     test_name_pattern = "clip_<9 hex>.wav"
