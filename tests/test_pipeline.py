@@ -84,6 +84,26 @@ def test_soft_pseudo_labels_train_round_two_toward_the_tables_probabilities(pipe
     assert not pd.read_csv(workdir / job / "oof.csv").equals(pd.read_csv(pipeline / job / "oof.csv"))
 
 
+def planned_outputs(result) -> list[str]:
+    """Every output file of the jobs a dry run plans."""
+    return [name for line in re.findall(r"^\s+output: (.+)$", output_of(result), flags=re.M) for name in line.split(", ")]
+
+
+def test_pseudo_label_and_cross_round_settings_rerun_what_they_change(pipeline):
+    """Every pseudo-label selection setting reaches the step: a new class_share re-selects the
+    pseudo-labels and re-trains round 2, never round 1. blend.across_rounds re-blends round 2 only."""
+    share = {**CONFIG, "pseudo_label": {**CONFIG["pseudo_label"], "class_share": 0.5}}
+    result = snakemake(pipeline, "--dry-run", config=share)
+    planned = planned_outputs(result)
+    assert "results/pseudo/round1/summary.csv" in planned, output_of(result)[-3000:]
+    assert any(p.startswith("results/train/round2/") for p in planned)
+    assert not any(p.startswith(("results/train/round1/", "results/blend/round1/")) for p in planned)
+    within = {**CONFIG, "blend": {**CONFIG["blend"], "across_rounds": False}}
+    planned = planned_outputs(snakemake(pipeline, "--dry-run", config=within))
+    assert "results/blend/round2/oof.csv" in planned
+    assert not any(p.startswith(("results/train/", "results/pseudo/", "results/blend/round1/")) for p in planned)
+
+
 def test_round_two_pseudo_labels_of_a_fold_come_from_predictions_that_never_saw_it(pipeline):
     """Fold k's pseudo-labels are the argmax of the blend fitted without fold k, applied to the fold-k
     models' test predictions — recomputed here from those files alone."""
