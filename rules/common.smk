@@ -1,6 +1,7 @@
 # The Python of the Snakemake layer: config validation, constants, path helpers, input and params
 # functions. No rules here.
 
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -143,6 +144,11 @@ def settings_problems():
     methods = ["auto", *BLEND["candidates"], *MODELS, *BLEND["external"]]
     if BLEND["method"] not in methods:
         problems.append(f"blend.method: {BLEND['method']!r} is not one of {', '.join(methods)}")
+    if BLEND["across_rounds"]:  # earlier rounds' models join a blend as <model>_round<q>
+        clash = [name for name in [*MODELS, *BLEND["external"]] if re.fullmatch(r".+_round\d+", name)]
+        if clash:
+            problems.append(f"training.run / blend.external: {clash} end in _round<q>, which is how "
+                            "blend.across_rounds names earlier rounds' models in a blend: rename them")  # fmt: skip
     overlap = sorted(set(BLEND["external"]) & set(TRAINING["models"]))
     if overlap:
         problems.append(f"blend.external: {overlap} are also models under training.models: give a teammate's "

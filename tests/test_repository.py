@@ -72,3 +72,16 @@ def test_config_schema_fills_defaults_and_rejects_typos(tmp_path):
     result = subprocess.run([str(BIN / "snakemake"), *base, "--configfile", str(tmp_path / "c.yaml")],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_model_named_like_an_earlier_rounds_member_is_refused(tmp_path):
+    """blend.across_rounds names round 1's lenet 'lenet_round1' in round 2's blend: a model of that
+    name would be confused with it, and the dry run refuses it, naming the setting."""
+    (tmp_path / "c.yaml").write_text("demo: {size: tiny}\ntraining: {run: [lenet_round1], models: {lenet_round1: "
+                                     "{architecture: lenet}}}\ntune: {model: lenet_round1}\n")  # fmt: skip
+    base = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--dry-run"]
+    result = subprocess.run([*base, "--configfile", str(tmp_path / "c.yaml")], capture_output=True, text=True)
+    assert result.returncode != 0 and "training.run / blend.external: ['lenet_round1']" in result.stdout + result.stderr
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text() + "blend: {across_rounds: false}\n")
+    result = subprocess.run([*base, "--configfile", str(tmp_path / "c.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

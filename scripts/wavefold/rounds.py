@@ -105,7 +105,6 @@ def choose_round(scores: dict[int, tuple[float, pd.Series]], chosen: dict[int, s
     return RoundChoice(pick, reason, metric, table)
 
 
-
 def choose_final(oof_tables: dict[int, pd.DataFrame], chosen: dict[int, str], last_shifted: bool,
                  truth: pd.DataFrame, competition, how: str, noise_se: float, choose_by: str) -> RoundChoice:  # fmt: skip
     """The round to submit, from every round's blend OOF table (id, fold, labels) and chosen candidate,
