@@ -43,6 +43,8 @@ with rule_step(snakemake, "blend") as log:
     else:
         log.info("shift check: %s", result.shift.describe())
     log.info("chosen: %s", result.reason)
+    for fold, reason in result.fold_choices.items():
+        log.info("fold %d's pseudo-label blend (chosen and fitted without fold %d's labels): %s", fold, fold, reason)
     mix = blend.label_mix(result)
     mix.to_csv(out.label_mix, index=False, float_format="%.4f")
     held = blend.em_held_back(result)

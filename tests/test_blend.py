@@ -394,3 +394,33 @@ def test_the_shift_check_needs_two_models():
     P = noisy_model(y, rng, 2.0)[None]
     lone = blend.fit_blend(["a"], P, y, np.arange(len(y)) % 3, P, blend.BlendSettings())
     assert not lone.shift.shifted and lone.chosen_by == "accuracy" and "needs two models" in lone.shift.describe()
+
+
+@pytest.mark.parametrize("n_folds, em_start", [(5, "calibrated"), (5, "trained"), (2, "calibrated")])
+def test_a_folds_pseudo_label_blend_is_chosen_and_corrected_without_that_folds_labels(n_folds, em_start):
+    """The default path (method auto, EM): fold k's table must be the same whatever fold k's labels are —
+    the candidate is chosen by a CV of the other folds (fitted candidates cross-validated within them),
+    and EM starts from their label mix. Scrambling fold k's labels changes the blend of all folds (its
+    choice here), and leaves fold k's table alone. With two folds, the fitted candidates are left out
+    of the fold-wise choice: one other fold cannot cross-validate them."""
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, C, 2000)
+    folds = np.arange(len(y)) % n_folds
+    # Three models; the third is good on fold 0's rows only, so the choice over all folds differs from
+    # the choice over the others.
+    P = np.stack([noisy_model(y, rng, 1.6), noisy_model(y, rng, 1.7), noisy_model(y, rng, 0.3)])
+    P[2, folds == 0] = noisy_model(y[folds == 0], rng, 6.0)
+    fold_tests = {k: P[:, :80] * rng.uniform(0.5, 1.5, (3, 80, 1)) for k in range(n_folds)}
+    trained = {name: np.full(C, 1 / C) for name in "abc"}
+    settings = blend.BlendSettings(prior_correction="em", em_start=em_start)
+    before = blend.fit_blend(list("abc"), P, y, folds, P[:, :80], settings, fold_tests, trained)
+    y_scrambled = y.copy()
+    y_scrambled[folds == 0] = np.roll(y[folds == 0], 1)  # fold 0's labels, each moved to another row
+    after = blend.fit_blend(list("abc"), P, y_scrambled, folds, P[:, :80], settings, fold_tests, trained)
+    np.testing.assert_allclose(after.fold_tests[0], before.fold_tests[0], rtol=1e-9, atol=1e-12)
+    assert before.chosen != after.chosen or not np.allclose(before.test, after.test)  # the all-folds blend moved
+    assert not np.allclose(after.fold_tests[1], before.fold_tests[1])  # fold 1's table uses fold 0's rows
+    assert before.fold_choices[0] != before.fold_choices[1]
+    if n_folds == 2:
+        assert "left out: one other fold cannot cross-validate them" in before.fold_choices[0]
+        assert before.fold_choices[0].split(":")[0] in ("a", "b", "c", "mean")

@@ -38,10 +38,11 @@ training mix overshoots by 0.06-0.19. ``em_start: trained`` starts from the labe
 were trained on (``balanced`` and ``unknown_share`` sampling change it; for the stacker, fitted on
 OOF rows, the OOF mix), with the probabilities as they are.
 
-Besides the blend of all fold models, the chosen blend is also applied fold by fold: fitted without
-fold k's OOF rows, to the test predictions of the fold-k models only (which never trained on fold k).
-Those tables label the test clips that train the next round's fold-k models (:mod:`wavefold.pseudo`),
-so that no fold's labels reach its own validation through the pseudo-labels.
+Besides the blend of all fold models, a blend is made fold by fold, of the test predictions of the
+fold-k models only (which never trained on fold k): chosen by a CV over the other folds, fitted and
+calibrated on their rows, EM started from their label mix (:func:`fold_wise_table`). Those tables label
+the test clips that train the next round's fold-k models (:mod:`wavefold.pseudo`), so that no fold's
+labels reach its own validation through the pseudo-labels.
 
 Multi-label competitions (the true labels ``y`` a multi-hot matrix, each label's probability a yes/no
 of its own): the log-loss is the binary cross-entropy of every label, accuracy the share of rows whose
@@ -471,6 +472,7 @@ class Blend:
     em_unbounded: np.ndarray | None = None  # EM's estimate without the bound, for the log and the report
     reference_prior: np.ndarray | None = None  # the mix the blended probabilities were made under
     fold_tests: dict = field(default_factory=dict)  # fold -> test probabilities of the blend fitted without it
+    fold_choices: dict = field(default_factory=dict)  # fold -> which candidate that blend is, and why
     candidate_tests: dict = field(default_factory=dict)  # every candidate's test probabilities (before EM)
     argmax_test: np.ndarray | None = None  # with match_mix: the test probabilities before the matching
     mix_weights: np.ndarray | None = None  # with match_mix: the class weights that match the label mix
@@ -619,6 +621,70 @@ def reference_prior(chosen: str, names: list[str], weights: pd.DataFrame, traine
     return sum(wi * prior_of[name] for wi, name in zip(w, names))
 
 
+def score_candidates(cv_oof: dict[str, np.ndarray], names: list[str], y: np.ndarray, folds: np.ndarray,
+                     metrics: dict[str, Callable], chosen_by: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The candidates table (candidate, kind, a column per metric, log_loss, fold_std) of cross-validated
+    OOF probabilities ``cv_oof``, and each candidate's per-fold score in ``chosen_by`` (what auto ranks by)."""
+    candidates = pd.DataFrame({"candidate": list(cv_oof), "kind": ["model" if c in names else "blend" for c in cv_oof]})
+    for metric_name, function in metrics.items():  # accuracy, balanced_accuracy, the competition's: a column each
+        candidates[metric_name] = [function(cv_oof[c], y) for c in candidates["candidate"]]
+    candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
+    per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
+    candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
+    if chosen_by != "accuracy":  # the choice's per-fold scores in its own metric
+        per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metrics[chosen_by]) for c in candidates["candidate"]}
+    return candidates, per_fold
+
+
+def fold_wise_table(fold: int, names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray,
+                    P_fold: np.ndarray, settings: BlendSettings, metrics: dict[str, Callable], chosen_by: str,
+                    fitted_without: dict, trained_priors: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:  # fmt: skip
+    """The blend of the fold-``fold`` models' test predictions ``P_fold`` that labels the test clips for the
+    next round's fold-k models, and why that candidate: everything in it comes from the other folds' rows.
+
+    The candidate is chosen (``auto``) by a CV over the other folds only, each fitted candidate
+    cross-validated within them (nested): with a single other fold a fitted candidate cannot be, and
+    only the models and a mean that fits nothing are eligible. The chosen candidate is fitted without
+    fold k's rows; EM starts from the other folds' label mix, calibrated on their rows. So fold k's
+    labels never reach its own validation through the pseudo-labels, whichever candidate wins."""
+    multi_label = y.ndim == 2
+    rest = folds != fold
+    P, y_rest, folds_rest = P_oof[:, rest], y[rest], folds[rest]
+    inner = {name: P[i] for i, name in enumerate(names)}  # OOF rows of the other folds, fitted without fold k
+    left_out = []
+    for method in settings.candidates if len(names) > 1 else ():
+        if len(np.unique(folds_rest)) > 1:
+            inner[method] = cross_validated(method, P, y_rest, folds_rest, settings)[0]
+        elif method == "mean" and not settings.temperature:  # fits nothing: its rows need no held-out fit
+            inner[method] = apply_method(method, fit_method(method, P, y_rest, settings), P, not multi_label)
+        else:
+            left_out.append(method)
+    if settings.method == "auto":
+        table, per_fold = score_candidates(inner, names, y_rest, folds_rest, metrics, chosen_by)
+        chosen, reason = choose_auto(table, per_fold, settings.choice_noise_se, chosen_by)
+    else:
+        chosen, reason = settings.method, f"{settings.method}: set by blend.method"
+    if left_out:
+        reason += f" ({', '.join(left_out)} left out: one other fold cannot cross-validate them without fold {fold})"
+    fitted = None if chosen in names else fitted_without[chosen][fold]  # fitted on every row but fold k's
+    test = P_fold[names.index(chosen)] if fitted is None else apply_with_temperatures(chosen, fitted, P_fold,
+                                                                                      not multi_label)  # fmt: skip
+    if settings.prior_correction == "em":
+        n_labels = P_oof.shape[2]
+        if settings.em_start == "calibrated":
+            reference = np.bincount(y_rest, minlength=n_labels) / len(y_rest)
+            # The chosen candidate's rows of the other folds, fitted without fold k (in-sample on them
+            # only where blend.method names a fitted candidate that one other fold cannot cross-validate).
+            rows = inner[chosen] if chosen in inner else apply_with_temperatures(chosen, fitted, P)
+            test = apply_bias_corrected_temperature(test, *fit_bias_corrected_temperature(rows, y_rest))
+        else:
+            weights = None if fitted is None or chosen == "stacking" else pd.DataFrame({"model": names,
+                                                                                        chosen: fitted[1]})
+            reference = reference_prior(chosen, names, weights, trained_priors, y_rest, n_labels)
+        test = em_prior(test, reference, max_ratio=settings.em_max_ratio)[0]
+    return test, reason
+
+
 def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndarray, P_test: np.ndarray,
               settings: BlendSettings, P_fold_tests: dict[int, np.ndarray] | None = None,
               trained_priors: dict[str, np.ndarray] | None = None, labels=None,
@@ -644,21 +710,12 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     own_metric = metric[0] if metric else "accuracy"
     shift = shift_check(P_oof, P_test, settings.shift_ratio)
     chosen_by = ranking_metric(settings.choose_by, shift.shifted, own_metric, multi_label)
-    rows, cv_oof, fitted_without = [], {}, {}
-    for i, name in enumerate(names):
-        cv_oof[name] = P_oof[i]
-        rows.append({"candidate": name, "kind": "model"})
+    if settings.prior_correction not in ("none", "em"):
+        raise BlendError(f"blend.prior_correction {settings.prior_correction!r}: none | em")
+    cv_oof, fitted_without = {name: P_oof[i] for i, name in enumerate(names)}, {}
     for method in settings.candidates if len(names) > 1 else ():
         cv_oof[method], fitted_without[method] = cross_validated(method, P_oof, y, folds, settings)
-        rows.append({"candidate": method, "kind": "blend"})
-    candidates = pd.DataFrame(rows)
-    for metric_name, function in metrics.items():  # accuracy, balanced_accuracy, the competition's: a column each
-        candidates[metric_name] = [function(cv_oof[c], y) for c in candidates["candidate"]]
-    candidates["log_loss"] = [log_loss(cv_oof[c], y) for c in candidates["candidate"]]
-    per_fold = {c: fold_accuracies(cv_oof[c], y, folds) for c in candidates["candidate"]}
-    candidates["fold_std"] = [fold_std(per_fold[c]) for c in candidates["candidate"]]
-    if chosen_by != "accuracy":  # the choice's per-fold scores in its own metric
-        per_fold = {c: fold_accuracies(cv_oof[c], y, folds, metrics[chosen_by]) for c in candidates["candidate"]}
+    candidates, per_fold = score_candidates(cv_oof, names, y, folds, metrics, chosen_by)
     if settings.method == "auto":
         chosen, reason = choose_auto(candidates, per_fold, settings.choice_noise_se, chosen_by)
         if settings.choose_by == "auto" and shift.shifted:
@@ -683,30 +740,17 @@ def fit_blend(names: list[str], P_oof: np.ndarray, y: np.ndarray, folds: np.ndar
     blend = Blend(chosen, candidates, weights, cv_oof[chosen], test, reason=reason, shift=shift, chosen_by=chosen_by,
                   labels=labels, candidate_tests=candidate_tests)  # fmt: skip
     for fold, P_fold in (P_fold_tests or {}).items():
-        if chosen in names:
-            blend.fold_tests[fold] = P_fold[names.index(chosen)]
-        else:  # the fit that scored fold k in the CV: made without fold k's rows
-            blend.fold_tests[fold] = apply_with_temperatures(chosen, fitted_without[chosen][fold], P_fold,
-                                                             not multi_label)  # fmt: skip
+        blend.fold_tests[fold], blend.fold_choices[fold] = fold_wise_table(
+            fold, names, P_oof, y, folds, P_fold, settings, metrics, chosen_by, fitted_without, trained_priors or {})
     if settings.prior_correction == "em":
-        ratio = settings.em_max_ratio
         if settings.em_start == "calibrated":
-            # Calibrated on OOF rows, the probabilities carry the OOF label mix: EM starts there. The
-            # fold-wise tables are calibrated without their fold's rows, like everything they use.
+            # Calibrated on OOF rows, the probabilities carry the OOF label mix: EM starts there.
             blend.reference_prior = np.bincount(y, minlength=n_labels) / len(y)
             test = apply_bias_corrected_temperature(test, *fit_bias_corrected_temperature(cv_oof[chosen], y))
-            for fold, table in blend.fold_tests.items():
-                rest = folds != fold
-                calibration = fit_bias_corrected_temperature(cv_oof[chosen][rest], y[rest])
-                blend.fold_tests[fold] = apply_bias_corrected_temperature(table, *calibration)
         else:
             blend.reference_prior = reference_prior(chosen, names, weights, trained_priors or {}, y, n_labels)
-        blend.test, blend.test_prior = em_prior(test, blend.reference_prior, max_ratio=ratio)
+        blend.test, blend.test_prior = em_prior(test, blend.reference_prior, max_ratio=settings.em_max_ratio)
         blend.em_unbounded = em_prior(test, blend.reference_prior)[1]
-        for fold, table in blend.fold_tests.items():
-            blend.fold_tests[fold] = em_prior(table, blend.reference_prior, max_ratio=ratio)[0]
-    elif settings.prior_correction != "none":
-        raise BlendError(f"blend.prior_correction {settings.prior_correction!r}: none | em")
     final_oof = blend.oof
     if settings.match_mix:
         # After EM (if on), the probabilities' mean is EM's estimate: the labels then carry that mix.
