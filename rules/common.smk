@@ -132,12 +132,16 @@ def settings_problems():
         ("training.defaults", TRAINING["defaults"]),
         *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
     ]:
+        if "sample_rate" in (entry.get("features") or {}):  # one rate: the cache's, which the features read
+            problems.append(f"{path}.features.sample_rate: the features are computed at the audio cache's rate, "
+                            f"audio.sample_rate ({AUDIO['sample_rate']} Hz here): remove this key and set "
+                            "audio.sample_rate instead")  # fmt: skip
         space = entry.get("label_space")
         if space is not None and space not in COMPETITION_INFO.target_spaces:
             problems.append(f"{path}.label_space: {space!r} is not one of {COMPETITION}'s label spaces "
                             f"({', '.join(COMPETITION_INFO.target_spaces)})")  # fmt: skip
-        if entry.get("unknown_share") is not None and "unknown" not in COMPETITION_INFO.labels:
-            problems.append(f"{path}.unknown_share: {COMPETITION} has no 'unknown' label; set it to null")
+        if entry.get("unknown_share") is not None and COMPETITION_INFO.catch_all_label is None:
+            problems.append(f"{path}.unknown_share: {COMPETITION} has no catch-all ('unknown') label; set it to null")
     unknown = [name for name in MODELS if name not in TRAINING["models"]]
     if unknown:
         problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
@@ -166,6 +170,8 @@ def get_model_settings(wildcards):
     changing one model's settings re-trains that model only. The pseudo-label mix is a setting of
     rounds > 1 only, so changing it leaves round 1 alone."""
     settings = _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
+    # The mel filters and the augmentation's rooms and bands work at the rate the audio is cached at.
+    settings["features"] = {**settings.get("features", {}), "sample_rate": AUDIO["sample_rate"]}
     if int(wildcards.round) > 1:
         settings.update(
             pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"], pseudo_soft=PSEUDO["soft"]

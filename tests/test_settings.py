@@ -3,7 +3,6 @@
 import re
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,13 +23,11 @@ def dry_run(tmp_path, *config_args, config=None):
                "--configfile", str(REPO / "config/config.yaml"), "--cores", "1", "--dry-run"]  # fmt: skip
     if config_args:
         command += ["--config", *config_args]
-    started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    return result, time.monotonic() - started
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
 
 
 def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
-    result, _ = dry_run(tmp_path, "folds={n_folds: 10}", "demo={size: tiny}")
+    result = dry_run(tmp_path, "folds={n_folds: 10}", "demo={size: tiny}")
     assert result.returncode == 0, output_of(result)[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", output_of(result).split("Job stats:")[1], flags=re.M))
     assert counts["train"] == str(10 * 2 * 2)  # folds x the two default models x two rounds
@@ -49,13 +46,19 @@ def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
         ("training={defaults: {patience: 3}}", "training.defaults.patience: 3 needs a score to stop on"),
         ("training={defaults: {unknown_share: 0.5}}", "training.defaults.unknown_share: 0.5 is ignored while balanced"),
         ("blend={method: stacker}", "blend.method: 'stacker' is not one of auto, mean, logloss, accuracy, stacking, lenet"),
+        # One sample rate: the features are computed at the audio cache's.
+        ("training={defaults: {features: {sample_rate: 22050}}}",
+         "training.defaults.features.sample_rate: the features are computed at the audio cache's rate, "
+         "audio.sample_rate (16000 Hz here)"),
+        ("training={models: {lenet: {architecture: lenet, features: {sample_rate: 8000}}}}",
+         "training.models.lenet.features.sample_rate: the features are computed at the audio cache's rate"),
     ],
 )  # fmt: skip
 def test_a_typo_fails_at_parse_time_naming_the_key_and_the_allowed_values(tmp_path, override, expected):
-    result, seconds = dry_run(tmp_path, override)
+    result = dry_run(tmp_path, override)
     assert result.returncode != 0
     assert expected in output_of(result), output_of(result)[-2000:]
-    assert seconds < 5, f"{seconds:.1f} s to refuse a typo"
+    assert "Building DAG of jobs" not in output_of(result)  # refused while the workflow was parsed
     assert not (tmp_path / "logs").exists()  # no job ran
 
 
@@ -64,7 +67,9 @@ def test_config_yaml_shows_the_dataclass_defaults():
     shown = yaml.safe_load((REPO / "config/config.yaml").read_text())["training"]["defaults"]
     defaults = asdict(TrainSettings(architecture="lenet"))
     features, augment = shown.pop("features"), shown.pop("augment")
-    assert features == asdict(FeatureSettings()) and augment == asdict(AugmentSettings())
+    # The features' sample rate is not a training setting: it is the audio cache's (audio.sample_rate).
+    assert features == {k: v for k, v in asdict(FeatureSettings()).items() if k != "sample_rate"}
+    assert augment == asdict(AugmentSettings())
     for key, value in shown.items():
         assert defaults[key] == value, key
     not_shown = set(defaults) - set(shown) - {"features", "augment"}

@@ -86,7 +86,8 @@ class LabelSpace:
     ``labels``: the submission's labels, the columns of every probability table. ``silence``: the
     label cut from background noise, if the competition has one. ``multi_label``: a clip may hold
     several labels (the model's outputs are independent sigmoids trained by binary cross-entropy,
-    not one softmax); its classes are then the labels themselves.
+    not one softmax); its classes are then the labels themselves. ``catch_all``: the label of
+    everything else (:attr:`Competition.catch_all_label`), if there is one.
     """
 
     name: str
@@ -95,6 +96,7 @@ class LabelSpace:
     labels: tuple[str, ...]
     silence: str | None = None
     multi_label: bool = False
+    catch_all: str | None = None
 
     @property
     def silence_class(self) -> int | None:
@@ -186,7 +188,7 @@ class Competition(ABC):
         if self.multi_label and classes != tuple(self.labels):
             raise ValueError(f"label_space: {name!r}: a multi-label competition's models learn its labels themselves")
         return LabelSpace(name, classes, tuple(self.labels_of(classes)), tuple(self.labels), self.silence_label,
-                          self.multi_label)  # fmt: skip
+                          self.multi_label, self.catch_all_label)  # fmt: skip
 
     def label_space_of(self, classes) -> LabelSpace:
         """The label space whose classes are ``classes`` (as a saved model lists them)."""

@@ -220,7 +220,7 @@ def load_fold(
     variant_index = np.flatnonzero(is_train[variant_clips]) if len(variant_clips) else _empty()
     pseudo_rows, pseudo_targets, extra_noise, pseudo_probabilities = _empty(), _empty(), None, None
     if pseudo is not None and len(pseudo):
-        # A words31 model cannot learn "unknown" test clips: it does not know which word they are.
+        # A words31 model cannot learn catch-all ("unknown") test clips: it does not know which word they are.
         usable = pseudo["label"].isin(classes)
         if (~usable).any():
             log.info(
@@ -310,8 +310,8 @@ def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Gener
             chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
         return np.concatenate(chosen) if chosen else _empty()
     if settings.unknown_share is not None:
-        # In the words31 space, "unknown" is the 20 auxiliary words.
-        unknown_class = np.array([c != silence_class and label == "unknown"
+        # The classes scored as the catch-all label (speech: "unknown"; in the words31 space, its 20 words).
+        unknown_class = np.array([c != silence_class and label == data.space.catch_all
                                   for c, label in enumerate(data.space.class_labels)])  # fmt: skip
         is_unknown = unknown_class[targets]
         known = np.flatnonzero(~is_unknown)
