@@ -300,7 +300,7 @@ if SUBMIT_TO == "auto":
     SUBMIT_TO = "local" if SOURCE == "demo" else "kaggle"
 if SUBMIT_TO == "local" and SOURCE != "demo":
     raise ValueError("submit.to: local needs the demo's hidden solution; set source: demo or submit.to: kaggle")
-SUBMISSIONS_LOG = "results/submissions.csv"  # appended by every submit: the history the report shows
+SUBMISSIONS_LOG = "results/submissions.csv"  # every submission, appended by the submit rule (its update() output)
 
 
 def get_submit_input(wildcards):
@@ -353,10 +353,5 @@ def get_tracking_input(wildcards):
 
 
 def get_report_extras(wildcards):
-    """The demo's local score and, once something was submitted, the submission history."""
-    extras = {}
-    if SOURCE == "demo":
-        extras["local_score"] = "results/submission/local_score.json"
-    if Path(SUBMISSIONS_LOG).is_file():
-        extras["submissions"] = SUBMISSIONS_LOG
-    return extras
+    """The demo's local score."""
+    return {"local_score": "results/submission/local_score.json"} if SOURCE == "demo" else {}

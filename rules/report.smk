@@ -1,6 +1,7 @@
 # The report's figures and tables ('snakemake --report results/report.zip' collects them with the CV
 # and blend tables): confusion matrix, per-class accuracy, the most confidently wrong OOF clips,
-# train vs test label mix, pseudo-label counts and the history of submissions.
+# train vs test label mix and pseudo-label counts. The history of submissions is the submit rule's:
+# 'snakemake --report results/report.zip all submit' adds it once something was submitted.
 rule report_figures:
     input:
         unpack(get_report_extras),
@@ -28,16 +29,6 @@ rule report_figures:
             "results/report/pseudo_labels.csv",
             category="3. Pseudo-labels",
             caption="../report/pseudo.rst",
-        ),
-        history=report(
-            "results/report/submissions.csv",
-            category="6. Submissions",
-            caption="../report/submissions.rst",
-        ),
-        history_plot=report(
-            "results/report/submissions.png",
-            category="6. Submissions",
-            caption="../report/submissions.rst",
         ),
     log:
         "logs/report_figures.log",

@@ -56,7 +56,9 @@ rule score_local:
 
 
 # 'snakemake submit': upload the submission (Kaggle, or the local scorer for the demo), wait for the
-# score and append it to results/submissions.csv. Never part of 'all'; runs where there is internet.
+# score and append it to results/submissions.csv, the history of every submission (kept across runs:
+# update(), which Snakemake restores if the job fails) and its plot. Never part of 'all'; runs where
+# there is internet.
 rule submit:
     input:
         unpack(get_submit_input),
@@ -66,7 +68,13 @@ rule submit:
         candidates=rules.final_round.output.candidates,
         code=rule_code("submit"),
     output:
-        "results/submit/last.json",
+        record="results/submit/last.json",
+        history=update(SUBMISSIONS_LOG),
+        history_plot=report(
+            "results/report/submissions.png",
+            category="6. Submissions",
+            caption="../report/submissions.rst",
+        ),
     log:
         "logs/submit.log",
     localrule: True
@@ -80,6 +88,7 @@ rule submit:
         competition=COMPETITION,
         wait_minutes=config["submit"]["wait_minutes"],
         poll_seconds=config["submit"]["poll_seconds"],
-        log_table=SUBMISSIONS_LOG,
+        retries=config["kaggle"]["retries"],
+        backoff_seconds=config["kaggle"]["backoff_seconds"],
     script:
         "../scripts/submit.py"

@@ -1,4 +1,4 @@
-"""Rule report_figures: the report's figures and tables from the CV tables, blends and submissions."""
+"""Rule report_figures: the report's figures and tables from the CV tables and blends."""
 
 from pathlib import Path
 
@@ -32,12 +32,8 @@ with rule_step(snakemake, "report_figures") as log:
     report.plot_cv(cv, candidates, out.cv_plot, competition.metric_name)
     pseudo = [pd.read_csv(path).assign(round=r) for r, path in zip(p.rounds, inp.pseudo)]
     (pd.concat(pseudo) if pseudo else pd.DataFrame(columns=["label", "taken", "round"])).to_csv(out.pseudo, index=False)
-    history = pd.read_csv(inp.submissions) if "submissions" in inp.keys() else pd.DataFrame(
-        columns=["date", "to", "cv", "public", "private"])  # fmt: skip
     if "local_score" in inp.keys():
         log.info("local score of the demo submission: %s", Path(inp.local_score).read_text())
-    history.to_csv(out.history, index=False)
-    report.plot_submissions(history, out.history_plot)
     plt.close("all")
     log.info("per-class accuracy of the final blend%s:\n%s",
              " (multi-label: the share of the clips holding a label that rank it first)" if competition.multi_label

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import blend, competitions, provenance, submission, submit
+from wavefold import blend, competitions, provenance, report, submission, submit
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submit") as log:
-    inp, p = snakemake.input, snakemake.params
+    inp, out, p = snakemake.input, snakemake.output, snakemake.params
     path = Path(inp.submission)
     # Exactly the file the submission rule checked: not one edited by hand since, nor an invalid one.
     sample = pd.read_csv(Path(inp.extracted) / "sample_submission.csv")
@@ -17,7 +17,7 @@ with rule_step(snakemake, "submit") as log:
     sha256 = submission.check_upload(path, sample, Path(inp.digest).read_text(), competition)
     _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates), competition.metric_name)
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
-    previous = submit.read_log(Path(p.log_table))
+    previous = submit.read_log(Path(out.history))  # update(): the history as the last submit left it
     log.info("submitting %s to %s: %s", path, p.to, description)
     if p.to == "local":
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
@@ -25,11 +25,12 @@ with rule_step(snakemake, "submit") as log:
     else:
         submit.refuse_notebook_only(competition)
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
-                                       p.poll_seconds)  # fmt: skip
-    row = submit.record(Path(p.log_table), p.to, p.competition, path, sha256, cv, description, outcome)
-    with open(snakemake.output[0], "w") as handle:
+                                       p.poll_seconds, p.retries, p.backoff_seconds)  # fmt: skip
+    row = submit.record(Path(out.history), p.to, p.competition, path, sha256, cv, description, outcome)
+    with open(out.record, "w") as handle:
         json.dump({**row, "error": outcome.error}, handle, indent=2)
-    log.info("recorded in %s: %s", p.log_table, row)
+    report.plot_submissions(submit.read_log(Path(out.history)), out.history_plot)
+    log.info("recorded in %s: %s", out.history, row)
     if outcome.status == "error":
         raise submit.SubmitError(f"Kaggle could not score the submission {outcome.ref}: {outcome.error}")
     if outcome.status != "complete":

@@ -1,7 +1,7 @@
 """A local stand-in for Kaggle's API, for tests: the real ``kaggle`` client talks to it on 127.0.0.1.
 
 Kaggle is the one external service the tests cannot reach. This server speaks the part of the
-protocol the workflow uses (../shared/notes/kaggle-client.md): every API call is
+protocol the workflow uses (as the kaggle 2.2.4 client speaks it): every API call is
 ``POST /api/v1/competitions.CompetitionApiService/<Method>`` with a JSON body, errors are
 ``{"code": N, "message": ...}``, a download answers 302 to a file URL. The client is pointed at it
 with ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` and an HTTP proxy, see :meth:`KaggleStub.client_env`.

@@ -1,6 +1,6 @@
 """A real single-node SLURM cluster on localhost, for tests: munged, MariaDB, slurmdbd, slurmctld, slurmd.
 
-Facts it relies on (../shared/notes/slurm.md): Debian's packages do not start their services here,
+Facts it relies on (checked on Debian 12 with slurm-wlm 22.05): Debian's packages do not start their services here,
 so the daemons are started by hand, as root, without systemd; the executor plugin polls ``sacct``,
 so the cluster keeps job accounting like a real one (slurmdbd on a private MariaDB) — without it
 the plugin would wait forever. The node advertises two fake GPUs (gres files that exist but are

@@ -85,3 +85,42 @@ def test_a_model_named_like_an_earlier_rounds_member_is_refused(tmp_path):
     (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text() + "blend: {across_rounds: false}\n")
     result = subprocess.run([*base, "--configfile", str(tmp_path / "c.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+#: Where the repository's own files live: a path that starts here names a file of the repository.
+TOP_LEVEL = ("docs", "scripts", "config", "bench", "tests", "rules", "profiles", "report", "envs", ".ci")
+REFERENCE = re.compile(r"(?<![\w./-])((?:\.\./)*(?:%s)/[\w./-]*\w|[\w-]+\.md)\b" % "|".join(re.escape(t) for t in TOP_LEVEL))
+
+
+def named_paths(text: str) -> set[str]:
+    """The repository paths a text names: ``docs/figures.md``, ``scripts/wavefold/blend.py``, ``README.md``."""
+    names = set()
+    for match in REFERENCE.finditer(text):
+        name = match[1].rstrip(".")
+        if "<" in name or "*" in name or name.startswith(("tests/data/hard_shift_run/", "results/")):
+            continue
+        names.add(name)
+    return names
+
+
+def test_the_sources_name_only_files_the_repository_has():
+    """Every path a docstring, comment, error message or document names exists in the repository, and
+    nothing points outside it: the repository stands alone, no folder beside it is named."""
+    files = [p for p in REPO.rglob("*") if p.is_file() and p.suffix in (".py", ".smk", ".md", ".yaml", ".rst", "")
+             and not {".git", ".venv", ".snakemake", "__pycache__", "results", "resources", "logs"} & set(p.parts)]
+    files = [p for p in files if (p.suffix or p.name in ("Snakefile", "wavefold", "run")) and p != Path(__file__)]
+    missing = []
+    for path in files:
+        text = path.read_text(errors="replace")
+        outside = ".." + "/shared"  # spelled so, so that this file does not name it
+        assert outside not in text, f"{path.relative_to(REPO)} points outside the repository ({outside})"
+        for name in named_paths(text):
+            candidates = [REPO / name, path.parent / name]
+            if not any(c.exists() for c in candidates):
+                missing.append(f"{path.relative_to(REPO)}: {name}")
+    assert not missing, "names of files the repository lacks:\n" + "\n".join(sorted(missing))
+
+
+def test_the_reference_check_finds_what_it_looks_for():
+    text = "see DESIGN.md, Contracts; docs/tuning.md says so; scripts/wavefold/blend.py and results/x.csv"
+    assert named_paths(text) == {"DESIGN.md", "docs/tuning.md", "scripts/wavefold/blend.py"}

@@ -119,7 +119,7 @@ def read_table(path, id_column: str, labels) -> pd.DataFrame:
     if missing:
         raise BlendError(
             f"{path}: missing columns {missing}. Probability tables have '{id_column}' and one column per label "
-            f"({' '.join(labels)}); see DESIGN.md, Contracts."
+            f"({' '.join(labels)}): see the README, \"Probability tables\"."
         )
     values = table[list(labels)].to_numpy(dtype=float)
     if not np.isfinite(values).all() or (values < 0).any():

@@ -1,7 +1,7 @@
 """Which round's blend becomes the submission.
 
 Each pseudo-label round ends in a blend with an honest CV: round r+1's fold-k models train on test
-clips labelled without fold k (DESIGN.md, pseudo_label), so the rounds' out-of-fold tables can be
+clips labelled without fold k (:func:`wavefold.blend.fold_wise_table`), so the rounds' out-of-fold tables can be
 compared row by row, on the same labelled clips and the same silence examples.
 
 ``blend.final_round: auto`` keeps the last round unless an earlier round's blend is better by more

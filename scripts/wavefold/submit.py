@@ -1,6 +1,6 @@
 """Submitting: to Kaggle through the real client, or to the local scorer (the demo's hidden solution).
 
-Facts about the client that shape this module (../shared/notes/kaggle-client.md): a failed upload
+Facts about the client (kaggle 2.2.4, read in its source) that shape this module: a failed upload
 makes ``competition_submit`` return a message, not raise, and the 2.2.4 CLI then exits 0 — so a
 submission only counts once it is seen in the submissions list. Every submission's description
 carries the file's hash, so a file that was already submitted is recognised on the server too, not
@@ -103,12 +103,15 @@ def refuse_notebook_only(competition) -> None:
 
 
 def submit_kaggle(path: Path, competition: str, description: str, sha256: str, previous: pd.DataFrame,
-                  wait_seconds: float, poll_seconds: float, api=None) -> Outcome:  # fmt: skip
-    """Upload through the real client; confirm the submission in the list; wait for its score."""
+                  wait_seconds: float, poll_seconds: float, attempts: int, backoff_seconds: float,
+                  api=None) -> Outcome:  # fmt: skip
+    """Upload through the real client; confirm the submission in the list; wait for its score. Every call
+    but the upload is retried like the download's (``attempts``, ``backoff_seconds``: the kaggle settings)."""
     api = api or kaggle_api.client()
 
     def call(what, function, *args, **kwargs):
-        return kaggle_api.call_with_retries(lambda: function(*args, **kwargs), competition, 3, poll_seconds, what)
+        return kaggle_api.call_with_retries(lambda: function(*args, **kwargs), competition, attempts,
+                                            backoff_seconds, what)  # fmt: skip
 
     limits = call("reading the submission limits", api.competition_get_submission_limits, competition)
     log.info("submissions: %s today, %s in total, %s allowed now", limits.num_today, limits.num_total,

@@ -4,7 +4,7 @@ The proxy is one fold of the workflow's own folds, a few epochs and a speaker-gr
 training side. Every trial trains on the training side only and is scored on the held-out fold with
 the last epoch's weights (epoch_selection: last), so no trial looks at the clips it is scored on
 while training. Choosing among trials by that fold does make that fold's later CV a little
-optimistic for the tuned model; docs/tuning.md says so.
+optimistic for the tuned model; the README ("Tuning and tracking") says so.
 
 The study lives in an SQLite file beside the outputs. A study is named by everything that makes its
 trials comparable (model settings, search space, proxy): a run with the same proxy and a larger

@@ -79,7 +79,7 @@ def load(path: Path, device: torch.device) -> tuple[Classifier, list[str], Train
 def probability_table(
     ids: list[str], probabilities: np.ndarray, labels, id_column: str, fold: int | None = None
 ) -> pd.DataFrame:
-    """The one probability format of the workflow (DESIGN.md, Contracts): an id column, the fold
+    """The one probability format of the workflow (README, "Probability tables"): an id column, the fold
     (out-of-fold tables), and one column per submission label, in the competition's order."""
     table = pd.DataFrame(probabilities, columns=list(labels))
     table.insert(0, id_column, ids)
