@@ -352,6 +352,11 @@ def get_tracking_input(wildcards):
     return files
 
 
+def get_provenance_input(wildcards):
+    """The demo's manifest: which espeak-ng spoke it."""
+    return {"demo_manifest": f"{RESOURCES}/manifest.json"} if SOURCE == "demo" else {}
+
+
 def get_report_extras(wildcards):
     """The demo's local score."""
     return {"local_score": "results/submission/local_score.json"} if SOURCE == "demo" else {}

@@ -1,11 +1,12 @@
 # Generate the synthetic demo competition: the download zip Kaggle would serve, and the hidden
-# solution beside it.
+# solution and the manifest (what was generated, by which tools: the espeak-ng version) beside it.
 rule demo_competition:
     input:
         code=get_demo_code(),
     output:
         zip=f"{RESOURCES}/download/{COMPETITION}.zip",
         solution=f"{RESOURCES}/solution.csv",
+        manifest=f"{RESOURCES}/manifest.json",
     log:
         "logs/demo_competition.log",
     benchmark:

@@ -44,14 +44,17 @@ rule report_figures:
         "../scripts/report_figures.py"
 
 
-# What made these results: the git commit, the installed packages and the resolved configuration.
+# What made these results: the git commit, the installed packages, the resolved configuration, Python,
+# the platform and, for the demo, the espeak-ng that spoke it (from the demo's manifest).
 rule provenance:
     input:
+        unpack(get_provenance_input),
         code=rule_code("provenance"),
     output:
         commit="results/provenance/commit.txt",
         packages="results/provenance/pip-freeze.txt",
         config="results/provenance/config.yaml",
+        system="results/provenance/system.txt",
     log:
         "logs/provenance.log",
     localrule: True

@@ -1,5 +1,6 @@
-"""Rule demo_competition: generate the synthetic competition's download zip and hidden solution."""
+"""Rule demo_competition: generate the synthetic competition's download zip, hidden solution and manifest."""
 
+import json
 from pathlib import Path
 
 from wavefold import competitions
@@ -11,4 +12,6 @@ with rule_step(snakemake, "demo_competition") as log:
     counts = competitions.generate_demo(p.competition, zip_path.parent, p.size, p.seed, snakemake.threads, p.shift)
     generated = zip_path.parent / "solution.csv"
     generated.replace(snakemake.output.solution)
-    log.info("generated %s", counts)
+    manifest = {"competition": p.competition, "size": p.size, "shift": p.shift, "seed": p.seed, **counts}
+    Path(snakemake.output.manifest).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    log.info("generated %s", manifest)

@@ -123,3 +123,24 @@ def test_hard_test_clips_render_through_the_novel_noises_and_eq(tmp_path):
     for kind in demo.NOVEL_NOISE_KINDS:
         noise = demo.make_noise(kind, 1.0, np.random.default_rng(0))
         assert np.isfinite(noise).all() and np.abs(noise).max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_voice_variant_the_plan_needs_is_required_not_silently_dropped(monkeypatch, tmp_path):
+    """An espeak-ng without some of the variants would draw every later speaker differently: the demo
+    would not be the one its seed names. The plan refuses, naming the version and the variants."""
+    voices = tmp_path / "voices" / "!v"
+    voices.mkdir(parents=True)
+    for variant in demo.VARIANTS[:-2]:  # all but two
+        (voices / variant).write_text("")
+    monkeypatch.setattr(demo, "espeak_installation", lambda: ("1.49.2", voices))
+    with pytest.raises(demo.MissingSystemPackage) as refused:
+        demo.plan(demo.SIZES["tiny"], 7, tmp_path)
+    message = str(refused.value)
+    assert "espeak-ng 1.49.2" in message and demo.VARIANTS[-1] in message and demo.VARIANTS[-2] in message
+    assert demo.VARIANTS[0] + "," not in message
+
+
+def test_the_installed_espeak_has_every_variant_and_names_its_version():
+    version, voices = demo.espeak_installation()
+    assert re.fullmatch(r"\d+\.\d+[\w.-]*", version), version
+    assert demo.required_variants(demo.VARIANTS + demo.NOVEL_VARIANTS) == demo.VARIANTS + demo.NOVEL_VARIANTS

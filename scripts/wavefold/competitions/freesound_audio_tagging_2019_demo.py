@@ -30,7 +30,7 @@ from . import LABEL_SET_SEPARATOR
 from .freesound_audio_tagging_2019 import DOWNLOAD_FILES, LABELS, TEST_FOLDER, FreesoundAudioTagging2019
 from .freesound_audio_tagging_demo import (SHIFTS, TRAIN_SNR, ClipJob, check_size_and_shift, clip_seconds,
                                            label_events, render_all)  # fmt: skip
-from .tensorflow_speech_demo import require_espeak
+from .tensorflow_speech_demo import espeak_installation, require_espeak
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: 
         "shift": shift,
         "seconds": float(sum(job.seconds for job in jobs)),
         "zip_bytes": os.path.getsize(out_dir / f"{slug}.zip"),
+        "espeak_ng": espeak_installation()[0],  # the vocal events' words, spoken by this version
     }
     log.info("demo written: %s", counts)
     return counts

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .. import archives
 from .freesound_audio_tagging import DOWNLOAD_FILES, LABELS, TEST_FOLDER, TRAIN_FOLDER, FreesoundAudioTagging
-from .tensorflow_speech_demo import require_espeak
+from .tensorflow_speech_demo import espeak_installation, require_espeak
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +258,7 @@ def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: 
         "shift": shift,
         "seconds": float(sum(job.seconds for job in jobs)),
         "zip_bytes": os.path.getsize(out_dir / f"{slug}.zip"),
+        "espeak_ng": espeak_installation()[0],  # the vocal events' words, spoken by this version
     }
     log.info("demo written: %s", counts)
     return counts

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -295,23 +296,39 @@ class Speaker:
     eq: tuple[tuple[float, float], ...] = ()  # peaking bands: (centre Hz, gain dB)
 
 
-def installed_variants(wanted: tuple[str, ...]) -> tuple[str, ...]:
-    """The voice variants of ``wanted`` that this espeak-ng has (("",): none, the plain voice)."""
+def espeak_installation() -> tuple[str, Path]:
+    """This espeak-ng's version ("1.51") and the folder of its voice variants."""
     voices_dir = Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v")
     try:
         output = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=True).stdout
-        data_dir = output.split("Data at:")[-1].strip()
-        voices_dir = Path(data_dir) / "voices" / "!v"
     except (OSError, subprocess.CalledProcessError):
-        pass
+        return "not installed", voices_dir
+    match = re.search(r"text-to-speech:\s*(\S+)", output)
+    if "Data at:" in output:
+        voices_dir = Path(output.split("Data at:")[-1].strip()) / "voices" / "!v"
+    return (match[1] if match else output.strip()), voices_dir
+
+
+def required_variants(wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """``wanted``, once it is sure that this espeak-ng has every one of them: a missing variant would
+    change which voice every later speaker draws, and the demo would no longer follow from its seed."""
+    version, voices_dir = espeak_installation()
     present = {path.name for path in voices_dir.glob("*")} if voices_dir.is_dir() else set()
-    return tuple(v for v in wanted if v in present) or ("",)
+    missing = [variant for variant in wanted if variant not in present]
+    if missing:
+        raise MissingSystemPackage(
+            f"espeak-ng {version} (voice variants in {voices_dir}) lacks {len(missing)} voice variants the demo "
+            f"draws its speakers from ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); without them "
+            "the demo would not be the one its seed names. Install the espeak-ng of Debian 12 or newer "
+            "('sudo apt-get install espeak-ng', version 1.51, which has them all), or use 'source: kaggle'."
+        )
+    return wanted
 
 
 def make_speaker(
     rng: np.random.Generator, conditions: Conditions, variants: tuple[str, ...], taken: set[str]
 ) -> Speaker:
-    """A new speaker drawn from ``conditions`` (``variants``: the installed ones among its variants)."""
+    """A new speaker drawn from ``conditions`` (``variants``: its voice variants, all installed)."""
     # The order of the draws is that of the original demo, so that the mild demo is unchanged.
     c = conditions
     while (speaker_id := f"{rng.integers(0, 2**32):08x}") in taken:
@@ -414,8 +431,8 @@ def plan(size: DemoSize, seed: int, noise_dir: Path, shift: str = "mild") -> tup
     """All clips to render, and the hidden test solution. Pure: depends on the seed and the shift only."""
     conditions = SHIFTS[shift]
     rng = np.random.default_rng([seed, 0])
-    train_variants = installed_variants(conditions.train.variants)
-    test_variants = installed_variants(conditions.test.variants)
+    train_variants = required_variants(conditions.train.variants)
+    test_variants = required_variants(conditions.test.variants)
     taken: set[str] = set()
     jobs: list[ClipJob] = []
 
@@ -550,6 +567,7 @@ def generate(out_dir: Path, size_name: str, seed: int, workers: int = 1, shift: 
         "shift": shift,
         "test_labels": solution["label"].value_counts().to_dict(),
         "zip_bytes": os.path.getsize(out_dir / f"{competition}.zip"),
+        "espeak_ng": espeak_installation()[0],  # the voices follow from the seed for this version
     }
     log.info("demo written: %s", counts)
     return counts
