@@ -310,6 +310,9 @@ def _labelled_rows(data: FoldData, settings: TrainSettings, rng: np.random.Gener
             chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
         return np.concatenate(chosen) if chosen else _empty()
     if settings.unknown_share is not None:
+        if data.space.catch_all is None:
+            raise ValueError("unknown_share: this competition has no catch-all ('unknown') label to draw a share "
+                             "of; set it to null")  # fmt: skip
         # The classes scored as the catch-all label (speech: "unknown"; in the words31 space, its 20 words).
         unknown_class = np.array([c != silence_class and label == data.space.catch_all
                                   for c, label in enumerate(data.space.class_labels)])  # fmt: skip
