@@ -46,7 +46,5 @@ rule download:
     params:
         source=SOURCE,
         competition=COMPETITION,
-        retries=config["kaggle"]["retries"],
-        backoff_seconds=config["kaggle"]["backoff_seconds"],
     script:
         "../scripts/download.py"

@@ -88,7 +88,5 @@ rule submit:
         competition=COMPETITION,
         wait_minutes=config["submit"]["wait_minutes"],
         poll_seconds=config["submit"]["poll_seconds"],
-        retries=config["kaggle"]["retries"],
-        backoff_seconds=config["kaggle"]["backoff_seconds"],
     script:
         "../scripts/submit.py"

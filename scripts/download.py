@@ -11,4 +11,7 @@ with rule_step(snakemake, "download") as log:
     demo_zip = Path(snakemake.input.demo_zip) if params.source == "demo" else None
     log.info("source: %s", params.source)
     competition = competitions.get(params.competition)
-    sources.retrieve(params.source, competition, out_dir, demo_zip, params.retries, params.backoff_seconds)
+    # How hard to try is not part of what is downloaded: read from the config, not params, so that
+    # changing it re-runs nothing.
+    kaggle = snakemake.config["kaggle"]
+    sources.retrieve(params.source, competition, out_dir, demo_zip, kaggle["retries"], kaggle["backoff_seconds"])

@@ -24,8 +24,9 @@ with rule_step(snakemake, "submit") as log:
         outcome = submit.submit_local(path, Path(inp.solution), sha256, competition)
     else:
         submit.refuse_notebook_only(competition)
+        kaggle = snakemake.config["kaggle"]  # how hard to try, as the download does (not params: it changes nothing)
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
-                                       p.poll_seconds, p.retries, p.backoff_seconds)  # fmt: skip
+                                       p.poll_seconds, kaggle["retries"], kaggle["backoff_seconds"])  # fmt: skip
     row = submit.record(Path(out.history), p.to, p.competition, path, sha256, cv, description, outcome)
     with open(out.record, "w") as handle:
         json.dump({**row, "error": outcome.error}, handle, indent=2)
