@@ -16,6 +16,11 @@ rule report_figures:
         code=rule_code("report_figures"),
     output:
         confusion=report("results/report/confusion.png", category="4. Errors", caption="../report/confusion.rst"),
+        confusion_table=report(
+            "results/report/confusion.csv",
+            category="4. Errors",
+            caption="../report/confusion.rst",
+        ),
         per_class=report("results/report/per_class.csv", category="4. Errors", caption="../report/per_class.rst"),
         wrong=report(
             "results/report/confidently_wrong.csv",

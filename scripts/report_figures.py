@@ -20,6 +20,7 @@ with rule_step(snakemake, "report_figures") as log:
     final_round = int(rounds.loc[rounds["chosen"], "round"].iloc[0])
     matrix = report.confusion(oof, truth, labels)
     report.plot_confusion(matrix, f"Final blend (round {final_round}), out-of-fold", out.confusion)
+    matrix.to_csv(out.confusion_table, index_label="true")  # columns: the predicted labels
     pd.DataFrame({"accuracy": report.per_class_accuracy(matrix), "clips": matrix.sum(1)}).to_csv(
         out.per_class, index_label="label", float_format="%.4f"
     )
