@@ -54,8 +54,12 @@ def main() -> None:
     if not cache_path.is_file():
         sys.exit(f"{cache_path} is missing: run the workflow first (./wavefold run) in {args.workdir}")
     manifest = pd.read_csv(manifest_path)
-    resources = sorted((args.workdir / "resources").glob("*/train"))
-    root = next(r.parent for r in resources if (r.parent / manifest.loc[0, "path"]).is_file())
+    # The extracted competition the index was made from: resources/<dataset>/extracted/.
+    roots = [r for r in sorted((args.workdir / "resources").glob("*/extracted")) if (r / manifest.loc[0, "path"]).is_file()]
+    if not roots:
+        sys.exit(f"no extracted competition under {args.workdir / 'resources'} holds {manifest.loc[0, 'path']}: "
+                 "run the workflow there first")  # fmt: skip
+    root = roots[0]
 
     rng = np.random.default_rng(args.seed)
     rows = rng.choice(len(manifest), size=min(args.clips, len(manifest)), replace=False)

@@ -1,7 +1,7 @@
 """predict_test's memory with glibc's defaults, with freed memory handed back every few batches (what
 the workflow does, wavefold.memory) and with glibc's mmap threshold fixed instead.
 
-    python bench/malloc_threshold.py [--rows 20000] [--workdir DIR]
+    python bench/malloc_threshold.py [--rows 20000] [--workdir DIR] [--batch-size 256]
 
 Writes a test cache of ``--rows`` synthetic one-second clips (int16, the cache's format) and runs the
 predict_test step's own loop over it — RowReader, ``inference.predict_clips`` with three TTA shifts,
@@ -47,8 +47,13 @@ SETTINGS = {
 }
 
 
-def probe(path: Path, setting: str) -> dict:
-    """One pass of predict_test's loop over the cache at ``path``; resident memory every 10 batches."""
+def sample_every(rows: int, batch: int) -> int:
+    """Batches between two looks at resident memory: 10, or fewer on a short run (at least 3 looks)."""
+    return max(1, min(10, -(-rows // batch) // 3))
+
+
+def probe(path: Path, setting: str, batch: int = BATCH) -> dict:
+    """One pass of predict_test's loop over the cache at ``path``; resident memory every few batches."""
     import psutil
     import torch
 
@@ -67,16 +72,18 @@ def probe(path: Path, setting: str) -> dict:
     process, resident = psutil.Process(), []
     batches = inference._batches
 
+    every = sample_every(len(clips), batch)
+
     def sampled(*args, **kwargs):  # the step's own batches, with a look at the process between them
         for i, wave in enumerate(batches(*args, **kwargs)):
-            if i % 10 == 0:
+            if i % every == 0:
                 resident.append(process.memory_info().rss / 2**20)
             yield wave
 
     inference._batches = sampled
     started = time.perf_counter()
     rows = len(clips)
-    inference.predict_clips(model, clips, ClipWindows.one_each(rows), np.arange(rows), torch.device("cpu"), BATCH,
+    inference.predict_clips(model, clips, ClipWindows.one_each(rows), np.arange(rows), torch.device("cpu"), batch,
                             shifts=(0, 800, -800))  # fmt: skip
     return {"seconds": time.perf_counter() - started, "resident": resident,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
@@ -86,28 +93,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/wavefold-malloc"))
+    parser.add_argument("--batch-size", type=int, default=BATCH, help="clips per batch (the step's: 256)")
     parser.add_argument("--probe", choices=list(SETTINGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     cache = args.workdir / f"test_{args.rows}.npy"
     if args.probe:
-        print(json.dumps(probe(cache, args.probe)))
+        print(json.dumps(probe(cache, args.probe, args.batch_size)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if not cache.exists():
         write_cache(cache, args.rows)
     rows = []
     for setting in SETTINGS:
-        command = [sys.executable, __file__, "--rows", str(args.rows), "--workdir", str(args.workdir), "--probe", setting]
+        command = [sys.executable, __file__, "--rows", str(args.rows), "--workdir", str(args.workdir), "--probe", setting,
+                   "--batch-size", str(args.batch_size)]  # fmt: skip
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         resident = result["resident"]
         rows.append({"setting": SETTINGS[setting],
                      "seconds": result["seconds"], "peak MB": result["peak_mb"],
-                     "resident after 10 batches": resident[1], "resident at the end": resident[-1],
-                     "growth per 100 batches": (resident[-1] - resident[1]) / (len(resident) - 2) * 10})  # fmt: skip
+                     f"resident after {sample_every(args.rows, args.batch_size)} batches": resident[1], "resident at the end": resident[-1],
+                     "growth per 100 batches": (resident[-1] - resident[1]) / (len(resident) - 2)
+                     * 100 / sample_every(args.rows, args.batch_size)})  # fmt: skip
     table = pd.DataFrame(rows).set_index("setting")
     for column in ("seconds", "peak MB"):
         table[f"{column} x baseline"] = table[column] / table[column].iloc[0]
-    print(f"predict_test's loop over {args.rows} test clips ({-(-args.rows // BATCH)} batches of {BATCH}, 3 TTA shifts):\n")
+    batches = -(-args.rows // args.batch_size)
+    print(f"predict_test's loop over {args.rows} test clips ({batches} batches of {args.batch_size}, 3 TTA shifts):\n")
     print(table.round(2).to_string())
 
 

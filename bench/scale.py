@@ -1,6 +1,6 @@
 """How each step's time and memory grow with the data: the speech challenge at its real size.
 
-    python bench/scale.py [--workdir DIR] [--fractions 0.1 0.3 1.0] [--cores 2] [--keep]
+    python bench/scale.py [--workdir DIR] [--fractions 0.1 0.3 1.0] [--cores 2] [--keep] [--workflow DIR]
 
 For each fraction of the real competition (64,727 train files, 158,538 test clips, six noise
 recordings), it writes a competition of that size in the real layout and archive format — cheap
@@ -93,10 +93,10 @@ def make_competition(out: Path, fraction: float, workers: int) -> tuple[Path, di
     return zip_path, {"train": n_train, "test": n_test, "zip_gb": zip_path.stat().st_size / 1e9}
 
 
-def run_workflow(workdir: Path, zip_path: Path, cores: int) -> None:
+def run_workflow(workdir: Path, zip_path: Path, cores: int, workflow: Path = REPO) -> None:
     (workdir / "scale.yaml").write_text(CONFIG.format(zip=zip_path))
-    command = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(REPO / "config" / "config.yaml"), str(workdir / "scale.yaml"),
+    command = [str(Path(sys.executable).with_name("snakemake")), "-s", str(workflow / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workflow / "config" / "config.yaml"), str(workdir / "scale.yaml"),
                "--cores", str(cores), "results/predict/round1/lenet/fold0.csv"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 1.0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep each fraction's files (tens of GB at full size)")
+    parser.add_argument("--workflow", type=Path, default=REPO, help="the workflow to run (default: this repository)")
     args = parser.parse_args()
     rows = []
     for fraction in sorted(args.fractions):
@@ -133,7 +134,7 @@ def main() -> None:
         print(f"fraction {fraction:g}: {counts['train']:,} train, {counts['test']:,} test clips, "
               f"{counts['zip_gb']:.2f} GB zip, made in {made:.0f} s", flush=True)  # fmt: skip
         started = time.perf_counter()
-        run_workflow(workdir, zip_path, args.cores)
+        run_workflow(workdir, zip_path, args.cores, args.workflow)
         wall = time.perf_counter() - started
         for step, (seconds, peak) in step_costs(workdir).items():
             rows.append({"fraction": fraction, "step": step, "seconds": seconds, "peak_mb": peak})
