@@ -1,4 +1,16 @@
-"""Shared fixtures: the tiny demo competition (made once per session) and a runner for the real snakemake."""
+"""Shared fixtures: the workflow every DAG test runs, the tiny speech demo's backbone and finished run
+(each made once per session and copied into the tests' own folders), and a runner for the real snakemake.
+
+What is shared, and why it is safe to share:
+- ``workflow``: a copy of the repository's workflow (Snakefile, rules, scripts, config, ...). Every DAG
+  test runs it, so a test that edits a module (:func:`edited`) edits the copy, never the checkout.
+- ``speech_backbone``: the tiny demo (seed 42, 2 folds) generated, downloaded, extracted, indexed,
+  cached, folded and augmented by the real snakemake, once. :func:`from_backbone` copies it, with
+  Snakemake's metadata and the files' times, into a test's folder, where only what the test's
+  settings change runs.
+- ``speech_run``: the whole default target on that backbone (:data:`SPEECH_RUN`). Tests read it; a
+  test that runs anything more in it works on a copy (:func:`copy_tree`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +18,34 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
+# Nothing written inside the checkout, __pycache__ included: this process and every subprocess that
+# inherits its environment (./wavefold test sets it from the start; a test giving a subprocess an
+# environment of its own must set it there).
+sys.dont_write_bytecode = True
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 REPO = Path(__file__).resolve().parents[1]
 COMPETITION = "tensorflow-speech-recognition-challenge"
 SEED = 42
+#: What the speech backbone is made with: every DAG test of the speech challenge lays its settings
+#: over these (other folds or demos would re-run the backbone's steps).
+SPEECH_BACKBONE = {"demo": {"size": "tiny"}, "folds": {"n_folds": 2}}
+#: The shared finished run: 2 models x 2 folds x 2 rounds, long enough to learn the tiny demo's words.
+SPEECH_RUN = {
+    **SPEECH_BACKBONE,
+    "training": {"run": ["lenet", "matchboxnet"], "tta_shift_ms": [0, 50],
+                 "defaults": {"epochs": 8, "batch_size": 32}},
+    # Eight epochs on ~200 clips a fold make unsure models: a lower bar, so that round 2 gets pseudo-labels.
+    "pseudo_label": {"rounds": 2, "threshold": 0.5, "agreement": False},
+    "submit": {"poll_seconds": 0.2, "wait_minutes": 0.5},
+}  # fmt: skip
+
+_WORKFLOW: Path | None = None  # set by the session fixture ``workflow``
 
 
 def speech():
@@ -23,9 +55,104 @@ def speech():
     return competitions.get(COMPETITION)
 
 
+def copy_of_the_workflow(target: Path) -> Path:
+    """A copy of the workflow (Snakefile, rules, scripts, config, ...): what the DAG tests run and edit."""
+    ignore = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".snakemake", "results", "resources", "logs")
+    target.mkdir(parents=True)
+    for part in ("Snakefile", "rules", "scripts", "config", "profiles", "report", "envs"):
+        source = REPO / part
+        (shutil.copytree(source, target / part, ignore=ignore) if source.is_dir() else shutil.copy2(source, target / part))
+    return target
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workflow(tmp_path_factory) -> Path:
+    """The copy of the workflow this session's DAG tests run (the checkout is never run nor edited)."""
+    global _WORKFLOW
+    _WORKFLOW = copy_of_the_workflow(tmp_path_factory.mktemp("workflow") / "wavefold")
+    return _WORKFLOW
+
+
+@contextmanager
+def edited(relative: str, old: str | None = None, new: str | None = None):
+    """The workflow copy's file ``relative`` edited for the block — ``old`` replaced by ``new``, or a
+    comment appended — and restored after it, content and times (Snakemake compares both)."""
+    path = _WORKFLOW / relative
+    original, before = path.read_bytes(), path.stat()
+    text = original.decode()
+    if old is not None:
+        assert old in text, f"{relative} has no {old!r} to edit"
+    path.write_text(text.replace(old, new) if old is not None else text + "\n# an edit\n")
+    try:
+        yield path
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
+              timeout: int = 900, repo: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run the real snakemake on the session's workflow copy (or ``repo``) in ``workdir``; output is captured.
+
+    ``config`` is written to a file laid over config/config.yaml (``--config`` would pass nested
+    numbers as strings).
+    """
+    repo = repo or _WORKFLOW
+    workdir.mkdir(parents=True, exist_ok=True)
+    overlay = workdir / "test-config.yaml"
+    overlay.write_text(yaml.safe_dump(config or {}))
+    command = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-s", str(repo / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(repo / "config" / "config.yaml"), str(overlay),
+        "--cores", "2",
+        *args,
+    ]  # fmt: skip
+    environment = dict(os.environ if env is None else env)
+    environment["PATH"] = f"{Path(sys.executable).parent}:{environment.get('PATH', '')}"
+    return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def finished_run(workdir: Path, config: dict, *targets: str, timeout: int = 1500) -> Path:
+    """``workdir`` after ``targets`` (default: the whole default target) ran there; fails with the output's tail."""
+    result = snakemake(workdir, *targets, config=config, timeout=timeout)
+    assert result.returncode == 0, output_of(result)[-5000:]
+    return workdir
+
+
+def output_of(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """A copy of a work folder with its files' times and Snakemake's metadata: nothing in it re-runs."""
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete", "log"))
+    return target
+
+
+def from_backbone(backbone: Path, workdir: Path) -> Path:
+    """``workdir`` holding a copy of the finished backbone: only what comes after the folds runs there."""
+    return copy_tree(backbone, workdir)
+
+
+@pytest.fixture(scope="session")
+def speech_backbone(tmp_path_factory) -> Path:
+    """The tiny speech demo through the real snakemake up to the folds and the offline variants."""
+    targets = ("results/folds/summary.csv", "results/cache/augmented.npy")
+    return finished_run(tmp_path_factory.mktemp("speech-backbone"), SPEECH_BACKBONE, *targets)
+
+
+@pytest.fixture(scope="session")
+def speech_run(speech_backbone, tmp_path_factory) -> Path:
+    """The whole default target of :data:`SPEECH_RUN` on the backbone: read it, copy it to change it."""
+    return finished_run(from_backbone(speech_backbone, tmp_path_factory.mktemp("speech-run") / "run"), SPEECH_RUN)
+
+
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
-    """A folder with the tiny demo's download zip and hidden solution (seed 42, as the DAG tests use)."""
+    """A folder with the tiny demo's download zip and hidden solution (seed 42, as the DAG tests use),
+    made in-process: for the tests of archives, sources and the download that run no workflow."""
     from wavefold import competitions
 
     out = tmp_path_factory.mktemp("tiny-demo")
@@ -46,58 +173,31 @@ def tiny_extracted(tiny_demo, tmp_path_factory) -> Path:
     return root
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
-              timeout: int = 600, repo: Path = REPO) -> subprocess.CompletedProcess:  # fmt: skip
-    """Run the real snakemake on the workflow of ``repo`` (this repository) in ``workdir``; output is captured.
-
-    ``config`` is written to a file laid over config/config.yaml (``--config`` would pass nested
-    numbers as strings).
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    overlay = workdir / "test-config.yaml"
-    overlay.write_text(yaml.safe_dump(config or {}))
-    command = [
-        str(Path(sys.executable).with_name("snakemake")),
-        "-s", str(repo / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(repo / "config" / "config.yaml"), str(overlay),
-        "--cores", "2",
-        *args,
-    ]  # fmt: skip
-    environment = dict(os.environ if env is None else env)
-    environment["PATH"] = f"{Path(sys.executable).parent}:{environment.get('PATH', '')}"
-    return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
+# ----------------------------------------------------------------------------- the checkout stays as it was
+_UNTOUCHED = {".venv", ".git"}  # the installed environment and git's own files
 
 
-def finished_run(workdir: Path, config: dict, timeout: int = 1500) -> Path:
-    """``workdir`` after the whole default target ran there with ``config``; fails with the output's tail."""
-    result = snakemake(workdir, config=config, timeout=timeout)
-    assert result.returncode == 0, output_of(result)[-5000:]
-    return workdir
+def _checkout_state() -> dict[str, tuple[int, int]]:
+    state = {}
+    for root, folders, files in os.walk(REPO):
+        folders[:] = [f for f in folders if not (Path(root) == REPO and f in _UNTOUCHED)]
+        for name in files:
+            path = Path(root) / name
+            info = path.lstat()
+            state[str(path.relative_to(REPO))] = (info.st_size, info.st_mtime_ns)
+    return state
 
 
-def share_backbone(source: Path, workdir: Path) -> Path:
-    """``workdir`` linked to ``source``'s finished audio cache, folds and index: only training runs there."""
-    (workdir / "results").mkdir(parents=True)
-    for part in ("cache", "folds", "index"):
-        os.symlink(source / "results" / part, workdir / "results" / part)
-    return workdir
+def pytest_sessionstart(session):
+    session.config._wavefold_checkout = _checkout_state()
 
 
-def output_of(result: subprocess.CompletedProcess) -> str:
-    return result.stdout + result.stderr
-
-
-def copy_tree(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    return target
-
-
-def copy_of_the_workflow(target: Path) -> Path:
-    """A copy of the workflow (Snakefile, rules, scripts, config, ...) to edit in a test, never the checkout."""
-    ignore = shutil.ignore_patterns("__pycache__", ".venv", ".git", ".snakemake", "results", "resources", "logs")
-    target.mkdir(parents=True)
-    for part in ("Snakefile", "rules", "scripts", "config", "profiles", "report", "envs"):
-        source = REPO / part
-        (shutil.copytree(source, target / part, ignore=ignore) if source.is_dir() else shutil.copy2(source, target / part))
-    return target
+def pytest_sessionfinish(session, exitstatus):
+    """No test writes inside the checkout: every file there as the session found it, and no new one
+    (a test that edits a module edits the session's workflow copy; outputs go to temporary folders)."""
+    before, after = session.config._wavefold_checkout, _checkout_state()
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+    if changed:
+        session.config.get_terminal_writer().line(
+            "the tests wrote inside the checkout: " + ", ".join(changed[:20]), red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

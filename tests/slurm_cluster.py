@@ -5,6 +5,9 @@ so the daemons are started by hand, as root, without systemd; the executor plugi
 so the cluster keeps job accounting like a real one (slurmdbd on a private MariaDB) — without it
 the plugin would wait forever. The node advertises two fake GPUs (gres files that exist but are
 empty), so jobs that ask for ``--gpus=1`` are scheduled as on a GPU cluster and then run on the CPU.
+It also advertises twice the machine's cores, so that two jobs run at once and their start-up (Python,
+the workflow parsed again inside each job) overlaps, and kills a job 2 s after its time limit's
+SIGTERM (KillWait), not 30.
 
 ``/etc/slurm/`` is machine-wide (srun inside a job reads it: the plugin strips ``SLURM_*`` variables
 such as ``SLURM_CONF`` from the job step's environment), so an existing one is moved aside and put
@@ -149,6 +152,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MinJobAge=300
+KillWait=2
+SlurmdParameters=config_overrides
 ReturnToService=2
 SlurmctldPort={_free_port()}
 SlurmdPort={_free_port()}
@@ -164,7 +169,7 @@ AccountingStoragePort={self.dbd_port}
 JobAcctGatherType=jobacct_gather/none
 AccountingStoreFlags=job_comment
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={fields['CPUs']} RealMemory={memory} Gres=gpu:2 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={2 * int(fields['CPUs'])} RealMemory={memory} Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """)
         dbd = ETC / "slurmdbd.conf"
@@ -225,11 +230,11 @@ StorageLoc=slurm_acct_db
 
     # ----------------------------------------------------------------------------------- use
     def jobs(self) -> list[dict]:
-        """Every job the accounting knows: id, name, state and comment (rule and wildcards)."""
-        out = subprocess.run(["sacct", "-n", "-X", "-P", "-a", "-o", "JobID,JobName,State,Comment"], capture_output=True,
-                             text=True, check=True).stdout  # fmt: skip
+        """Every job the accounting knows: id, name, state, comment (rule and wildcards), start and end."""
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-a", "-o", "JobID,JobName,State,Comment,Start,End"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
         rows = [line.split("|") for line in out.splitlines() if line.strip()]
-        return [{"id": r[0], "name": r[1], "state": r[2], "comment": r[3]} for r in rows]
+        return [{"id": r[0], "name": r[1], "state": r[2], "comment": r[3], "start": r[4], "end": r[5]} for r in rows]
 
     def queued(self) -> list[str]:
         out = subprocess.run(["squeue", "-h", "-o", "%i|%k"], capture_output=True, text=True).stdout

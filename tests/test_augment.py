@@ -102,9 +102,31 @@ def test_reverb_adds_a_decaying_tail_and_keeps_the_energy():
     assert torch.equal(augment.random_reverb(click, AugmentSettings(), 16000, gen(5)), click)  # off by default
 
 
-def test_room_and_device_leave_a_batch_alone_when_no_clip_is_drawn():
-    settings = AugmentSettings(reverb_probability=0.01, channel_probability=0.01)
-    wave = torch.randn(1, 16000, generator=gen(2))
-    for seed in range(20):  # with p = 0.01, (almost) every draw picks no clip
-        out = augment.augment_waveforms(wave, None, settings, 16000, gen(seed))
-        assert out.shape == wave.shape and torch.isfinite(out).all()
+def test_every_stage_at_zero_returns_the_batch_unchanged():
+    """Every probability, width and amount at 0: the waveform stage, SpecAugment and mixup each return
+    their input exactly (bit for bit), noise and generator given or not."""
+    off = AugmentSettings(time_shift_ms=0, gain_db=0, noise_probability=0, freq_masks=0, time_masks=0, mixup_alpha=0,
+                          reverb_probability=0, channel_probability=0)  # fmt: skip
+    wave = torch.randn(16, 16000, generator=gen(2))
+    for noise in (None, torch.randn(100_000, generator=gen(3))):
+        assert torch.equal(augment.augment_waveforms(wave, noise, off, 16000, gen(4)), wave)
+    features = torch.randn(16, 1, 40, 101, generator=gen(5))
+    assert torch.equal(augment.spec_augment(features, off, gen(6)), features)
+    targets = torch.eye(12)[torch.arange(16) % 12]
+    mixed, mixed_targets = augment.mixup(features, targets, 0.0, gen(7))
+    assert torch.equal(mixed, features) and torch.equal(mixed_targets, targets)
+    on = augment.augment_waveforms(wave, None, AugmentSettings(), 16000, gen(4))
+    assert not torch.equal(on, wave)  # the defaults do change it
+
+
+def test_room_and_device_leave_each_clip_they_do_not_draw_exactly_alone():
+    """With probability 1/2, some clips of a batch go through a room or a device and the others are
+    returned untouched, bit for bit (no filter with a flat response, no renormalised level)."""
+    wave = torch.randn(64, 16000, generator=gen(2))
+    for settings in (AugmentSettings(reverb_probability=0.5), AugmentSettings(channel_probability=0.5)):
+        off = {"time_shift_ms": 0, "gain_db": 0, "noise_probability": 0}
+        settings = AugmentSettings(**{**settings.__dict__, **off})
+        out = augment.augment_waveforms(wave, None, settings, 16000, gen(9))
+        untouched = (out == wave).all(1)
+        assert 10 <= untouched.sum() <= 54, untouched.sum()  # about half of them
+        assert not torch.isclose(out[~untouched], wave[~untouched], atol=1e-3).all(1).any()  # the others changed

@@ -1,6 +1,7 @@
-"""The real snakemake runs the DAG to the folds: on the tiny demo, on a local archive with bad audio, on a wrong layout."""
+"""The real snakemake runs the DAG to the folds: on the tiny demo (the session's shared backbone), on a
+local archive with bad audio, on a wrong layout; what re-runs when settings or modules change; the
+shipped configs and profiles planned."""
 
-import os
 import re
 import shutil
 
@@ -11,11 +12,13 @@ import soundfile as sf
 import yaml
 
 from bad_audio import EXPECTED, clip_name, write_bad_clips
-from conftest import COMPETITION, REPO, output_of, snakemake
+from conftest import COMPETITION, REPO, SPEECH_BACKBONE, copy_tree, edited, from_backbone, output_of, snakemake
 from wavefold import archives
 from wavefold.competitions.tensorflow_speech import LABELS
 
-TINY = {"demo": {"size": "tiny"}, "folds": {"n_folds": 5}}
+pytestmark = pytest.mark.dag
+TINY = SPEECH_BACKBONE
+N_FOLDS = TINY["folds"]["n_folds"]
 # These tests cover the backbone (download to folds); training has tests of its own.
 FOLDS = "results/folds/summary.csv"
 
@@ -30,11 +33,8 @@ def jobs_planned(result) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("dag")
-    result = snakemake(workdir, FOLDS, config=TINY)
-    assert result.returncode == 0, output_of(result)
-    return workdir
+def demo_run(speech_backbone):
+    return speech_backbone
 
 
 def test_demo_dag_reaches_the_folds(demo_run):
@@ -50,15 +50,30 @@ def test_demo_dag_reaches_the_folds(demo_run):
         samples, _ = sf.read(root / "extracted" / index.loc[row, "path"], dtype="int16")
         np.testing.assert_array_equal(train[row, : len(samples)], samples)
     folds = pd.read_csv(demo_run / "results/folds/folds.csv")
-    assert folds["id"].tolist() == index["id"].tolist() and set(folds["fold"]) == set(range(5))
+    assert folds["id"].tolist() == index["id"].tolist() and set(folds["fold"]) == set(range(N_FOLDS))
     assert (folds.groupby("group")["fold"].nunique() == 1).all()
     summary = pd.read_csv(demo_run / "results/folds/summary.csv", index_col=0)
     assert list(summary.columns[: len(LABELS)]) == list(LABELS)
-    assert (summary.loc[[str(k) for k in range(5)], "silence"] > 0).all()
+    assert (summary.loc[[str(k) for k in range(N_FOLDS)], "silence"] > 0).all()
     assert (root / "solution.csv").is_file()
     for rule in ("demo_competition", "download", "extract", "index", "cache_audio", "folds"):
         assert (demo_run / "logs" / f"{rule}.log").is_file()
     assert "fold summary" in (demo_run / "logs/folds.log").read_text()
+
+
+def test_the_backbone_from_scratch_is_the_same_bytes(demo_run, tmp_path):
+    """Reproducible from a clean state with the same seed: the demo spoken again (its hidden solution,
+    every clip through the cache), the index, the folds and the offline variants, byte for byte. That
+    the training and blends that follow are is test_slurm.py's (made again there, through SLURM)."""
+    again = tmp_path / "again"
+    result = snakemake(again, FOLDS, "results/cache/augmented.npy", config=TINY)
+    assert result.returncode == 0, output_of(result)[-3000:]
+    compared = ["results/index/train.csv", "results/index/test.csv", "results/cache/train.npy", "results/cache/test.npy",
+                "results/cache/noise.npy", "results/folds/folds.csv", "results/folds/silence.csv",
+                "results/folds/noise_segments.csv", "results/cache/augmented.npy", "results/cache/augmented.csv",
+                "resources/demo-tiny-seed42/solution.csv"]  # fmt: skip
+    for name in compared:
+        assert (again / name).read_bytes() == (demo_run / name).read_bytes(), name
 
 
 def test_noise_of_each_fold_is_its_own(demo_run):
@@ -73,32 +88,28 @@ def test_noise_of_each_fold_is_its_own(demo_run):
         assert (owner[clip.start : clip.start + 16000] == clip.fold).all()
 
 
-def test_second_run_does_nothing(demo_run):
-    result = snakemake(demo_run, FOLDS, config=TINY)
+def test_second_run_does_nothing(demo_run, tmp_path):
+    workdir = copy_tree(demo_run, tmp_path / "again")
+    result = snakemake(workdir, FOLDS, config=TINY)
     assert result.returncode == 0 and "Nothing to be done" in output_of(result), output_of(result)
 
 
-def test_changing_the_fold_count_reruns_only_the_folds(demo_run):
+def test_changing_the_fold_count_reruns_only_the_folds(demo_run, tmp_path):
+    workdir = copy_tree(demo_run, tmp_path / "three")
     config = {**TINY, "folds": {"n_folds": 3}}
-    assert jobs_planned(snakemake(demo_run, FOLDS, "--dry-run", config=config)) == {"folds"}
-    cache_mtime = (demo_run / "results/cache/train.npy").stat().st_mtime
-    result = snakemake(demo_run, FOLDS, config=config)
+    assert jobs_planned(snakemake(workdir, FOLDS, "--dry-run", config=config)) == {"folds"}
+    cache_mtime = (workdir / "results/cache/train.npy").stat().st_mtime
+    result = snakemake(workdir, FOLDS, config=config)
     assert result.returncode == 0, output_of(result)
-    assert set(pd.read_csv(demo_run / "results/folds/folds.csv")["fold"]) == {0, 1, 2}
-    assert (demo_run / "results/cache/train.npy").stat().st_mtime == cache_mtime
+    assert set(pd.read_csv(workdir / "results/folds/folds.csv")["fold"]) == {0, 1, 2}
+    assert (workdir / "results/cache/train.npy").stat().st_mtime == cache_mtime
 
 
 def edited_dry_run(module_name, workdir, target, config):
-    """The jobs a dry run plans while ``scripts/wavefold/<module_name>`` has an edit (then restored)."""
+    """The jobs a dry run plans while ``scripts/wavefold/<module_name>`` of the workflow copy has an edit."""
     # Snakemake compares checksums of small inputs when their mtime changes: only a real edit counts.
-    module = REPO / "scripts" / "wavefold" / module_name
-    original, before = module.read_bytes(), module.stat()
-    try:
-        module.write_bytes(original + b"\n# an edit\n")
+    with edited(f"scripts/wavefold/{module_name}"):
         return jobs_planned(snakemake(workdir, target, "--dry-run", config=config))
-    finally:
-        module.write_bytes(original)
-        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def test_editing_a_module_reruns_its_rules(demo_run):
@@ -213,10 +224,7 @@ def test_the_slurm_profile_groups_each_fold_models_prediction_with_its_training(
 
 @pytest.mark.parametrize("n_folds", [13, 20])
 def test_a_fold_count_the_tiny_demo_cannot_carry_is_refused_naming_the_setting(demo_run, tmp_path, n_folds):
-    workdir = tmp_path / "work"
-    (workdir / "results").mkdir(parents=True)
-    for part in ("cache", "index"):  # the finished backbone; the folds are made here
-        os.symlink(demo_run / "results" / part, workdir / "results" / part)
+    workdir = from_backbone(demo_run, tmp_path / "work")
     result = snakemake(workdir, FOLDS, config={**TINY, "folds": {"n_folds": n_folds}})
     assert result.returncode != 0
     text = output_of(result)

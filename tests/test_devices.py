@@ -2,7 +2,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -46,9 +45,9 @@ def test_a_killed_job_releases_its_lease(simulated):
         DeviceLease(wait_seconds=0.2, poll_seconds=0.05).__enter__()
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    started = time.monotonic()
-    with DeviceLease(wait_seconds=5) as gpu:
-        assert gpu in {"0", "1"} and time.monotonic() - started < 1
+    # Free at once, at the first look (no waiting allowed): the kernel dropped the dead holder's locks.
+    with DeviceLease(wait_seconds=0) as gpu, DeviceLease(wait_seconds=0) as other:
+        assert {gpu, other} == {"0", "1"}
 
 
 def test_slurm_and_cpu_machines_lease_nothing(simulated, monkeypatch):

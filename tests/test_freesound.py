@@ -157,9 +157,13 @@ DAG_CONFIG = {
     "competition": SLUG,
     "demo": {"size": "tiny"},
     "folds": {"n_folds": 2},
-    # Enough steps on 246 clips of 41 labels to learn more than chance (~70 s per job on 2 cores).
-    "training": {"run": ["lenet"], "defaults": {"epochs": 8, "batch_size": 16}},
-    "pseudo_label": {"rounds": 2, "threshold": 0.3, "agreement": False},
+    # Enough steps on 246 clips of 41 labels to learn more than chance (MAP@3 0.21 against 0.045); models
+    # that unsure need a low bar to pseudo-label anything (their top probability averages 0.05).
+    "training": {"run": ["lenet"], "defaults": {"epochs": 5, "batch_size": 16}},
+    # Offline variants of its long clips cost a third of this run; the windowed variants are made in
+    # Freesound 2019's DAG test (test_multilabel.py), which shares the 2-s window policy.
+    "offline_augment": {"variants_per_clip": 0},
+    "pseudo_label": {"rounds": 2, "threshold": 0.1, "min_confidence": 0.1, "agreement": False},
     "tracking": {"mlflow": False},
 }
 
@@ -181,6 +185,7 @@ def hand_map3(submission: pd.DataFrame, solution: pd.DataFrame) -> float:
     return total / len(solution)
 
 
+@pytest.mark.dag
 def test_freesound_runs_end_to_end_to_a_map3_scored_submission(freesound_run):
     from wavefold import submission
 
@@ -198,10 +203,16 @@ def test_freesound_runs_end_to_end_to_a_map3_scored_submission(freesound_run):
     assert score["round"] == submitted
     final = pd.read_csv(run / f"results/blend/round{submitted}/candidates.csv").set_index("candidate").loc["final"]
     assert score["cv"] == pytest.approx(final["map3"], abs=1e-4)  # the CV printed is the competition's metric
+    # Every row's CV beside its hidden score is in MAP@3, the competition's metric, not accuracy.
     scores = pd.read_csv(run / "results/submission/local_scores.csv")
-    assert (scores["cv"] > 3 * chance).all()  # every row's CV, in MAP@3
+    for row in scores[~scores["predictions"].str.startswith("final")].itertuples():
+        candidates = pd.read_csv(run / f"results/blend/round{row.round}/candidates.csv").set_index("candidate")
+        name = row.predictions.removeprefix("blend (").removesuffix(")")
+        assert row.cv == pytest.approx(candidates.loc[name, "map3"], abs=1e-4), row
+        assert abs(candidates.loc[name, "map3"] - candidates.loc[name, "accuracy"]) > 1e-3
 
 
+@pytest.mark.dag
 def test_the_cv_is_scored_on_the_verified_labels_only(freesound_run):
     """Every test label is verified, a quarter of the unverified training labels are wrong: the
     blend's CV (a model's row of candidates.csv) is its MAP@3 on the verified clips' OOF rows."""
@@ -223,6 +234,7 @@ def test_the_cv_is_scored_on_the_verified_labels_only(freesound_run):
         assert table.loc["lenet", f"fold{k}"] == pytest.approx(per_row[verified & in_fold].mean(), abs=1e-4)
 
 
+@pytest.mark.dag
 def test_long_clips_are_cropped_in_training_and_averaged_over_their_windows(freesound_run):
     from wavefold.training import classifier
 
@@ -249,6 +261,7 @@ def test_long_clips_are_cropped_in_training_and_averaged_over_their_windows(free
     assert np.abs(per_window[0] - per_window.mean(0)).max() > 1e-3  # not just the first window's
 
 
+@pytest.mark.dag
 def test_freesound_pseudo_labels_train_round_two(freesound_run):
     run = freesound_run
     for fold in (0, 1):

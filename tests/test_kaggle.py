@@ -25,6 +25,7 @@ def download(stub, workdir, env=None):
     return snakemake(workdir, ARCHIVE, config=TEST_CONFIG, env=env)
 
 
+@pytest.mark.dag
 def test_download_through_the_real_client(stub, tmp_path):
     result = download(stub, tmp_path)
     assert result.returncode == 0, output_of(result)
@@ -34,6 +35,7 @@ def test_download_through_the_real_client(stub, tmp_path):
     assert "Kaggle credentials from" in (tmp_path / "logs" / "download.log").read_text()
 
 
+@pytest.mark.dag
 def test_no_credentials_says_how_to_provide_them(stub, tmp_path):
     env = stub.client_env(dict(os.environ), tmp_path / "home")
     (tmp_path / "home" / ".kaggle" / "kaggle.json").unlink()
@@ -43,6 +45,7 @@ def test_no_credentials_says_how_to_provide_them(stub, tmp_path):
     assert stub.calls == []
 
 
+@pytest.mark.dag
 def test_wrong_key_is_a_401(stub, tmp_path):
     env = stub.client_env(dict(os.environ), tmp_path / "home")
     (tmp_path / "home" / ".kaggle" / "kaggle.json").write_text('{"username": "wavefold-test", "key": "wrong"}')
@@ -50,6 +53,7 @@ def test_wrong_key_is_a_401(stub, tmp_path):
     assert result.returncode != 0 and "refused the credentials (401" in output_of(result)
 
 
+@pytest.mark.dag
 def test_rules_not_accepted_gives_the_rules_url(stub, tmp_path):
     stub.fail("DownloadDataFiles", 403, RULES_MESSAGE)
     result = download(stub, tmp_path)
@@ -58,6 +62,7 @@ def test_rules_not_accepted_gives_the_rules_url(stub, tmp_path):
     assert stub.calls.count("DownloadDataFiles") == 1  # a refusal is not retried
 
 
+@pytest.mark.dag
 def test_rate_limit_is_retried_with_backoff(stub, tmp_path):
     stub.fail("DownloadDataFiles", 429, "Too many requests", times=2)
     result = download(stub, tmp_path)
@@ -66,6 +71,7 @@ def test_rate_limit_is_retried_with_backoff(stub, tmp_path):
     assert "retrying in" in (tmp_path / "logs" / "download.log").read_text()
 
 
+@pytest.mark.dag
 def test_persistent_server_errors_fail_clearly(stub, tmp_path):
     stub.fail("DownloadDataFiles", 503, "Service unavailable", times=3)
     result = download(stub, tmp_path)
@@ -73,6 +79,7 @@ def test_persistent_server_errors_fail_clearly(stub, tmp_path):
     assert "failed after 3 attempts" in output_of(result) and "503" in output_of(result)
 
 
+@pytest.mark.dag
 def test_broken_off_download_is_recovered_or_refused(stub, tiny_demo, tmp_path):
     # The connection drops halfway once; the client retries on its own (with a Range request that
     # this server ignores). Whatever the client leaves, only complete, verified archives are kept.

@@ -199,7 +199,7 @@ DAG_CONFIG = {
     "competition": SLUG,
     "demo": {"size": "tiny"},
     "folds": {"n_folds": 2},
-    "training": {"run": ["lenet"], "defaults": {"epochs": 8, "batch_size": 16}},
+    "training": {"run": ["lenet"], "defaults": {"epochs": 5, "batch_size": 16}},
     "pseudo_label": {"rounds": 2, "threshold": 0.3, "agreement": False},
     "tracking": {"mlflow": False},
 }
@@ -212,6 +212,7 @@ def fat2019_run(tmp_path_factory):
     return finished_run(tmp_path_factory.mktemp("fat2019"), DAG_CONFIG)
 
 
+@pytest.mark.dag
 def test_freesound_2019_runs_end_to_end_to_an_lwlrap_scored_submission(fat2019_run):
     from wavefold import submission
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -53,15 +54,18 @@ def test_snakemake_layer_is_formatted():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.dag
 def test_snakemake_lint_is_clean(tmp_path):
     result = subprocess.run(
         [str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--configfile", str(REPO / "config" / "config.yaml")],
-        capture_output=True, text=True, env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True, text=True,
+        env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"},
     )  # fmt: skip
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
 
 
+@pytest.mark.dag
 def test_config_schema_fills_defaults_and_rejects_typos(tmp_path):
     base = ["-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--dry-run"]
     (tmp_path / "c.yaml").write_text("folds: {n_fold: 3}\n")
@@ -74,6 +78,7 @@ def test_config_schema_fills_defaults_and_rejects_typos(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.dag
 def test_a_model_named_like_an_earlier_rounds_member_is_refused(tmp_path):
     """blend.across_rounds names round 1's lenet 'lenet_round1' in round 2's blend: a model of that
     name would be confused with it, and the dry run refuses it, naming the setting."""

@@ -26,6 +26,7 @@ def dry_run(tmp_path, *config_args, config=None):
     return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
 
 
+@pytest.mark.dag
 def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
     result = dry_run(tmp_path, "folds={n_folds: 10}", "demo={size: tiny}")
     assert result.returncode == 0, output_of(result)[-2000:]
@@ -33,31 +34,36 @@ def test_nested_config_overrides_work_as_the_readme_shows(tmp_path):
     assert counts["train"] == str(10 * 2 * 2)  # folds x the two default models x two rounds
 
 
-@pytest.mark.parametrize(
-    "override, expected",
-    [
-        ("training={defaults: {epoch: 5}}", "training.defaults.epoch: unknown setting; known: "),
-        ("training={models: {lenet: {architecture: lenett}}}",
-         "training.models.lenet.architecture: 'lenett' is not one of bc_resnet, lenet, m5"),
-        ("training={models: {lenet: {architecture: lenet, lr: fast}}}", "training.models.lenet.lr: 'fast' is not a number"),
-        ("training={models: {lenet: {architecture: lenet, params: {chanels: [8]}}}}",
-         "training.models.lenet.params.chanels: lenet takes no such parameter; it takes channels, dropout"),
-        ("training={defaults: {optimizer: adam}}", "training.defaults.optimizer: 'adam' is not adamw | sgd"),
-        ("training={defaults: {patience: 3}}", "training.defaults.patience: 3 needs a score to stop on"),
-        ("training={defaults: {unknown_share: 0.5}}", "training.defaults.unknown_share: 0.5 is ignored while balanced"),
-        ("blend={method: stacker}", "blend.method: 'stacker' is not one of auto, mean, logloss, accuracy, stacking, lenet"),
-        # One sample rate: the features are computed at the audio cache's.
-        ("training={defaults: {features: {sample_rate: 22050}}}",
-         "training.defaults.features.sample_rate: the features are computed at the audio cache's rate, "
-         "audio.sample_rate (16000 Hz here)"),
-        ("training={models: {lenet: {architecture: lenet, features: {sample_rate: 8000}}}}",
-         "training.models.lenet.features.sample_rate: the features are computed at the audio cache's rate"),
-    ],
-)  # fmt: skip
-def test_a_typo_fails_at_parse_time_naming_the_key_and_the_allowed_values(tmp_path, override, expected):
-    result = dry_run(tmp_path, override)
+#: Typos and settings that cannot go together, as a user types them, and what the refusal says of each.
+#: All in one run: the settings check names every problem at once, not the first one only.
+TYPOS = [
+    "training={defaults: {epoch: 5, optimizer: adam, patience: 3, unknown_share: 0.5, features: {sample_rate: 22050}},"
+    " models: {lenet: {architecture: lenett}, fast: {architecture: lenet, lr: fast},"
+    " wide: {architecture: lenet, params: {chanels: [8]}, features: {sample_rate: 8000}}}}",
+    "blend={method: stacker}",
+]
+REFUSALS = [
+    "training.defaults.epoch: unknown setting; known: ",
+    "training.models.lenet.architecture: 'lenett' is not one of bc_resnet, lenet, m5",
+    "training.models.fast.lr: 'fast' is not a number",
+    "training.models.wide.params.chanels: lenet takes no such parameter; it takes channels, dropout",
+    "training.defaults.optimizer: 'adam' is not adamw | sgd",
+    "training.defaults.patience: 3 needs a score to stop on",
+    "training.defaults.unknown_share: 0.5 is ignored while balanced",
+    "blend.method: 'stacker' is not one of auto, mean, logloss, accuracy, stacking, lenet",
+    # One sample rate: the features are computed at the audio cache's.
+    "training.defaults.features.sample_rate: the features are computed at the audio cache's rate, "
+    "audio.sample_rate (16000 Hz here)",
+    "training.models.wide.features.sample_rate: the features are computed at the audio cache's rate",
+]
+
+
+@pytest.mark.dag
+def test_typos_fail_at_parse_time_each_named_with_its_key_and_the_allowed_values(tmp_path):
+    result = dry_run(tmp_path, *TYPOS)
     assert result.returncode != 0
-    assert expected in output_of(result), output_of(result)[-2000:]
+    for expected in REFUSALS:
+        assert expected in output_of(result), (expected, output_of(result)[-3000:])
     assert "Building DAG of jobs" not in output_of(result)  # refused while the workflow was parsed
     assert not (tmp_path / "logs").exists()  # no job ran
 

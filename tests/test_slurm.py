@@ -1,9 +1,12 @@
-"""The tiny demo through a real (local, single-node) SLURM with profiles/slurm, and a training job
-that hits its time limit and resumes from its checkpoint when the profile's retry submits it again.
+"""Round 1 of the shared speech run made again, from a copy of the backbone, through a real (local,
+single-node) SLURM with profiles/slurm — byte for byte the local run's — with one training job stopped
+past its time limit on the way: the profile's retry submits it again and it resumes from its checkpoint.
+(That the backbone itself comes out the same from scratch is test_dag.py's.)
 
 The cluster needs root and Debian's slurm-wlm, munge and MariaDB (installed when missing; see
-tests/slurm_cluster.py). Where that is impossible the tests are skipped — except in CI, where they
-must run. Every snakemake call runs under a hard timeout: the plugin can wait forever when sacct fails.
+tests/slurm_cluster.py). Where that is impossible the SLURM claims are skipped and the run from
+round 1 is made locally — except in CI, where the cluster must run. Every snakemake call runs under
+a hard timeout: the plugin can wait forever when sacct fails.
 """
 
 import os
@@ -18,15 +21,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, output_of, share_backbone, snakemake
+from conftest import SPEECH_RUN, from_backbone, output_of, snakemake
 from slurm_cluster import ClusterUnavailable, LocalSlurm
 
-CONFIG = {
-    "demo": {"size": "tiny"},
-    "folds": {"n_folds": 2},
-    "training": {"run": ["matchboxnet"], "defaults": {"epochs": 1, "batch_size": 32}},
-    "pseudo_label": {"rounds": 2, "threshold": 0.2, "agreement": False},
-}
+pytestmark = [pytest.mark.dag, pytest.mark.slow]
 # Fast polling for a test (the plugin's default first wait is 40 s), and no job asking for more
 # cores than the one node has (sbatch would queue it forever: "PartitionConfig").
 FAST = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
@@ -35,12 +33,15 @@ FAST = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-sta
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """A running local SLURM, or None where none can be started (never in CI: there it must)."""
     try:
         slurm = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
     except ClusterUnavailable as error:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"no local SLURM: {error}")
+        print(f"no local SLURM: {error}")
+        yield None
+        return
 
     def stop_and_exit(signum, frame):  # a killed test run must not leave daemons or /etc/slurm behind
         slurm.stop()
@@ -54,71 +55,141 @@ def cluster(tmp_path_factory):
         slurm.stop()
 
 
-def on_slurm(workdir: Path, *args: str, config: dict, timeout: int) -> tuple[subprocess.CompletedProcess, float]:
-    """snakemake --profile profiles/slurm, under a hard timeout that also kills what it started."""
+@pytest.fixture
+def slurm(cluster):
+    if cluster is None:
+        pytest.skip("no local SLURM (it needs root and apt-get); CI runs these")
+    return cluster
+
+
+def slurm_command(workflow: Path, workdir: Path, config: dict, *args: str) -> list[str]:
+    """snakemake --profile profiles/slurm in ``workdir``, with ``config`` laid over config.yaml."""
     workdir.mkdir(parents=True, exist_ok=True)
     overlay = workdir / "test-config.yaml"
     overlay.write_text(yaml.safe_dump(config))
-    command = ["timeout", "-k", "15", str(timeout), str(Path(sys.executable).with_name("snakemake")),
-               "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(REPO / "profiles/slurm"),
-               "--configfile", str(REPO / "config/config.yaml"), str(overlay), *FAST, *args]  # fmt: skip
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    started = time.perf_counter()
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-    return result, time.perf_counter() - started
+    return [str(Path(sys.executable).with_name("snakemake")), "-s", str(workflow / "Snakefile"),
+            "--directory", str(workdir), "--profile", str(workflow / "profiles/slurm"),
+            "--configfile", str(workflow / "config/config.yaml"), str(overlay), *FAST, *args]  # fmt: skip
+
+
+def environment() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+#: What the run makes: round 1's models, test predictions and blend, and the provenance (a localrule:
+#: it stays on the submitting host).
+TARGETS = ("results/blend/round1/candidates.csv", "results/cv/round1/cv.csv", "results/provenance/commit.txt")
+#: The training job stopped past its time limit on SLURM.
+STOPPED = "results/train/round1/lenet/fold0"
+STOPPED_LOG = "logs/train/round1/lenet/fold0.log"
+
+
+def job_processes(job_id: str) -> list[int]:
+    """The processes of a SLURM job on this node: those whose environment names it (root reads them all)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"SLURM_JOB_ID={job_id}\0".encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or a kernel thread
+            pass
+    return pids
+
+
+def job_running(wildcards: str) -> str | None:
+    """The SLURM job id of the running job step whose snakemake was given ``wildcards`` (a target job)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (cmdline.parent / "environ").read_bytes()
+        except OSError:
+            continue
+        if wildcards in command and b"SLURM_JOB_ID=" in environ:
+            return environ.split(b"SLURM_JOB_ID=")[1].split(b"\0")[0].decode()
+    return None
+
+
+def stop_past_its_limit(process: subprocess.Popen, workdir: Path) -> str:
+    """Once the training job ``STOPPED`` has checkpointed its fifth epoch of eight: freeze every process
+    of its SLURM job (SIGSTOP), so that it cannot finish however fast the machine is, and cut its time
+    limit to a minute (scontrol, as root), which it is then past or soon will be: SLURM ends it, TIMEOUT."""
+    log = workdir / STOPPED_LOG
+    epochs = SPEECH_RUN["training"]["defaults"]["epochs"]
+    deadline = time.time() + 900
+    while process.poll() is None and time.time() < deadline:
+        if log.is_file() and f"epoch 5/{epochs}:" in log.read_text():
+            break
+        time.sleep(0.05)
+    job = job_running("model=lenet,fold=0") or job_running("fold=0,model=lenet")
+    assert (workdir / STOPPED / "checkpoint/last.pt").exists() and job is not None, ("finished, or never ran",
+                                                                                     process.poll())  # fmt: skip
+    for pid in job_processes(job):
+        os.kill(pid, signal.SIGSTOP)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=1"], check=True, capture_output=True)
+    return job
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("on-slurm")
-    result, seconds = on_slurm(workdir, config=CONFIG, timeout=1200)
-    assert result.returncode == 0, output_of(result)[-6000:] + cluster.logs()
-    return workdir, seconds
+def round_one(cluster, workflow, speech_backbone, tmp_path_factory):
+    """Round 1 of the shared run's settings on a copy of the backbone, through SLURM where there is a
+    cluster (one training job stopped past its limit), else locally: (folder, 'slurm' | 'local', the
+    stopped job's id)."""
+    workdir = from_backbone(speech_backbone, tmp_path_factory.mktemp("on-slurm") / "run")
+    if cluster is None:
+        result = snakemake(workdir, *TARGETS, config=SPEECH_RUN, timeout=1800)
+        assert result.returncode == 0, output_of(result)[-5000:]
+        return workdir, "local", None
+    # runtime_minutes: 1, a SLURM resource (no part of what a job computes): a retry gets 2.
+    config = {**SPEECH_RUN, "training": {**SPEECH_RUN["training"], "runtime_minutes": 1}}
+    command = ["timeout", "-k", "15", "1800", *slurm_command(workflow, workdir, config, *TARGETS)]
+    process = subprocess.Popen(command, cwd=workdir, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        stopped = stop_past_its_limit(process, workdir)
+    finally:
+        output, _ = process.communicate(timeout=1800)
+    assert process.returncode == 0, output[-6000:] + cluster.logs()
+    return workdir, "slurm", stopped
 
 
-def test_the_tiny_demo_reaches_a_scored_submission_through_sbatch(cluster, slurm_run, tmp_path):
-    workdir, slurm_seconds = slurm_run
-    assert (workdir / "results/submission/local_score.json").is_file()
-    jobs = cluster.jobs()
+def test_round_one_is_the_shared_runs_byte_for_byte(round_one, speech_run):
+    """Every fold model's OOF and test tables and round 1's blend, made through SLURM (one job stopped
+    and resumed on the way), are the bytes the local run wrote."""
+    again = round_one[0]
+    compared = ["results/blend/round1/oof.csv", "results/blend/round1/test.csv", "results/blend/round1/candidates.csv",
+                "results/cv/round1/cv.csv"]  # fmt: skip
+    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/train/round1/*/fold*/oof.csv"))]
+    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/predict/round1/*/fold*.csv"))]
+    assert len(compared) == 4 + 4 + 4
+    for name in compared:
+        assert (again / name).read_bytes() == (speech_run / name).read_bytes(), name
+
+
+def test_the_jobs_ran_through_sbatch_grouped_and_localrules_stayed_home(slurm, round_one):
+    workdir, how, stopped = round_one
+    assert how == "slurm" and (workdir / TARGETS[0]).is_file()
+    jobs = [job for job in slurm.jobs() if job["id"] != stopped]
     rules = [re.sub(r"_wildcards.*", "", job["comment"]).removeprefix("rule_") for job in jobs]
     assert all(job["state"] == "COMPLETED" for job in jobs), jobs
-    for rule in ("index", "cache_audio", "folds", "blend", "pseudo_label", "submission"):
+    for rule in ("average_folds", "cv_table", "blend"):
         assert rule in rules, rules
     # train and predict_test share one sbatch job per fold model (the profile's group).
     grouped = [job for job in jobs if "group" in job["comment"] or "fit_and_predict" in job["comment"]]
-    assert len(grouped) == 4, jobs  # 1 model x 2 folds x 2 rounds
-    assert not {"download", "provenance"} & set(rules)  # localrules stay on the submitting host
-
-    # The same tiny demo without SLURM, for the closing note's comparison.
-    local = tmp_path / "local"
-    started = time.perf_counter()
-    result = snakemake(local, config=CONFIG, timeout=1200)
-    assert result.returncode == 0, output_of(result)[-3000:]
-    local_seconds = time.perf_counter() - started
-    print(f"\ntiny demo, 1 model x 2 folds x 2 rounds: SLURM {slurm_seconds:.0f} s, local {local_seconds:.0f} s")
-    assert (local / "results/submission/submission.csv").read_bytes() == (
-        workdir / "results/submission/submission.csv"
-    ).read_bytes()
+    assert len(grouped) == 4, jobs  # 2 models x 2 folds, the stopped one's retry among them
+    # Two fold models trained at once on the cluster (no workflow-profile cap of one GPU job at a time).
+    spans = [(pd.Timestamp(job["start"]), pd.Timestamp(job["end"])) for job in grouped]
+    assert any(a[0] < b[1] and b[0] < a[1] for a in spans for b in spans if a is not b), spans
+    assert "provenance" not in rules  # a localrule: it stays on the submitting host
+    assert (workdir / "results/provenance/commit.txt").is_file()
 
 
-def test_a_training_job_that_hits_its_time_limit_is_retried_and_resumes(cluster, slurm_run, tmp_path):
-    """runtime_minutes: 1 for 1.5-2.5 min of training: SLURM kills the first attempt (TIMEOUT), the profile's
-    retry submits it again with 2 min, and the job resumes from its last checkpoint to the end."""
-    source, _ = slurm_run
-    # 70 epochs of 0.8-1.8 s (2 cores, depending on the machine's day) plus ~20 s of start-up: more
-    # than the first minute, less than 1 + 2 minutes. With 110, a slow day's retry ran out at epoch 106.
-    epochs = 70
-    training = {**CONFIG["training"], "runtime_minutes": 1, "defaults": {"epochs": epochs, "batch_size": 16}}
-    config = {**CONFIG, "training": training}
-    target = "results/train/round1/matchboxnet/fold0/oof.csv"
-    workdir = share_backbone(source, tmp_path / "timed-out")
-    before = {job["id"] for job in cluster.jobs()}
-    result, _ = on_slurm(workdir, target, config=config, timeout=900)
-    assert result.returncode == 0, output_of(result)[-5000:]
-    attempts = [job for job in cluster.jobs() if job["id"] not in before and "train" in job["comment"]]
-    states = [job["state"] for job in attempts]
-    assert states[0] == "TIMEOUT" and states[-1] == "COMPLETED", attempts
-    log = (workdir / "logs/train/round1/matchboxnet/fold0.log").read_text()
+def test_a_training_job_past_its_time_limit_is_retried_and_resumes(slurm, round_one):
+    """The stopped job ended TIMEOUT; the profile's retry (runtime x 2) resumed it from its checkpoint,
+    every epoch once, to the bytes the shared run's uninterrupted job wrote (previous test)."""
+    workdir, _, stopped = round_one
+    state = {job["id"]: job["state"] for job in slurm.jobs()}
+    assert state[stopped] == "TIMEOUT", state
+    log = (workdir / STOPPED_LOG).read_text()
     assert "resuming from" in log
-    curve = pd.read_csv(workdir / "results/train/round1/matchboxnet/fold0/curve.csv")
-    assert curve["epoch"].tolist() == list(range(1, epochs + 1))  # every epoch once, none lost or repeated
+    curve = pd.read_csv(workdir / STOPPED / "curve.csv")
+    assert curve["epoch"].tolist() == list(range(1, SPEECH_RUN["training"]["defaults"]["epochs"] + 1))

@@ -1,8 +1,9 @@
-"""Training through the real snakemake on the tiny demo: every architecture, OOF format, reruns, resume."""
+"""Training through the real snakemake on the tiny demo: what re-trains when settings or code change,
+resume after a kill, GPU leases, AdaBN's wiring; the epoch plans on the backbone's real caches. That
+the loop learns, on every architecture, and what EMA and label smoothing do: test_learning.py."""
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,69 +13,42 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import REPO, copy_of_the_workflow, finished_run, output_of, share_backbone, snakemake, speech
+from conftest import SPEECH_RUN, copy_tree, edited, from_backbone, output_of, snakemake, speech
 from test_dag import jobs_planned
 from wavefold.competitions.tensorflow_speech import LABELS
-from wavefold.models import REGISTRY
 from wavefold.training.batches import gather
 from wavefold.training.data import epoch_plan, load_fold, pseudo_draw
 from wavefold.training.settings import TrainSettings, job_seed
 
-ALL = {name: {"architecture": name} for name in REGISTRY}
 LABELS12, WORDS31 = speech().label_space("labels"), speech().label_space("words31")
-CONFIG = {
-    "demo": {"size": "tiny"},
-    "folds": {"n_folds": 2},
-    "training": {"run": sorted(ALL), "models": ALL, "tta_shift_ms": [0, 50],
-                 "defaults": {"epochs": 1, "batch_size": 32}},
-    "pseudo_label": {"rounds": 1},  # rounds are tested in test_pipeline.py
-}  # fmt: skip
+CONFIG = SPEECH_RUN
+#: One short job: what the tests that train a job of their own run.
+ONE_EPOCH = {**CONFIG, "training": {**CONFIG["training"], "defaults": {"epochs": 1, "batch_size": 32}}}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return finished_run(tmp_path_factory.mktemp("train"), CONFIG)
+def with_training(config, **training):
+    return {**config, "training": {**config["training"], **training}}
 
 
-def test_every_architecture_trains_and_predicts(trained):
-    cv = pd.read_csv(trained / "results/cv/round1/cv.csv", index_col=0)
-    assert set(cv.index) == set(REGISTRY)
-    assert cv["mean"].between(0, 1).all()
-    per_class = pd.read_csv(trained / "results/cv/round1/per_class.csv", index_col=0)
-    assert list(per_class.columns) == list(LABELS)
-    test_index = pd.read_csv(trained / "results/index/test.csv")
-    for model in REGISTRY:
-        predictions = pd.read_csv(trained / f"results/predict/round1/{model}.csv")
-        assert predictions["fname"].tolist() == test_index["fname"].tolist()
-        assert np.allclose(predictions[list(LABELS)].sum(axis=1), 1, atol=1e-4)
-        curve = pd.read_csv(trained / f"results/train/round1/{model}/fold0/curve.csv")
-        assert len(curve) == 1 and {"train_loss", "val_acc", "lr"} <= set(curve.columns)
+@pytest.mark.dag
+def test_changing_one_models_settings_retrains_only_that_model(speech_run):
+    """lenet's learning rate changed: round 1 re-trains lenet's folds and nothing of matchboxnet; what
+    follows (round 1's blend, the pseudo-labels, round 2, which learns from them) re-runs too."""
+    models = {**CONFIG["training"].get("models", {}), "lenet": {"architecture": "lenet", "lr": 0.01}}
+    result = snakemake(speech_run, "--dry-run", config=with_training(CONFIG, models=models))
+    assert result.returncode == 0, output_of(result)[-3000:]
+    round1 = set(re.findall(r"wildcards: round=1, model=(\w+)", output_of(result)))
+    assert round1 == {"lenet"}
+    downstream = {"blend", "pseudo_label", "final_round", "submission", "score_local", "report_figures", "track"}
+    assert {"train", "predict_test", "average_folds", "cv_table"} | downstream <= jobs_planned(result)
+    assert not {"index", "cache_audio", "folds", "augment"} & jobs_planned(result)
 
 
-def test_out_of_fold_format_and_no_leakage(trained):
-    folds = pd.read_csv(trained / "results/folds/folds.csv")
-    silence = pd.read_csv(trained / "results/folds/silence.csv")
-    for fold in (0, 1):
-        oof = pd.read_csv(trained / f"results/train/round1/lenet/fold{fold}/oof.csv")
-        assert list(oof.columns) == ["id", "fold", *LABELS]
-        assert (oof["fold"] == fold).all()
-        expected = folds.loc[folds["fold"] == fold, "id"].tolist() + silence.loc[silence["fold"] == fold, "id"].tolist()
-        assert oof["id"].tolist() == expected  # exactly the fold's own clips and silence, nothing else
-        assert np.allclose(oof[list(LABELS)].sum(axis=1), 1, atol=1e-4)
-
-
-def test_changing_one_models_settings_retrains_only_that_model(trained):
-    changed = {**CONFIG, "training": {**CONFIG["training"], "models": {**ALL, "lenet": {"architecture": "lenet", "lr": 0.01}}}}
-    result = snakemake(trained, "--dry-run", config=changed)
-    assert result.returncode == 0
-    downstream = {"blend", "final_round", "submission", "score_local", "report_figures", "track", "provenance", "all"}
-    assert jobs_planned(result) == {"train", "predict_test", "average_folds", "cv_table"} | downstream
-    models = set(re.findall(r"wildcards: .*model=(\w+)", output_of(result)))
-    assert models == {"lenet"}
-
-
-def test_training_parts(trained):
+@pytest.mark.dag
+def test_training_parts(speech_backbone):
+    trained = speech_backbone
     clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
     noise = np.load(trained / "results/cache/noise.npy")
     folds = pd.read_csv(trained / "results/folds/folds.csv")
@@ -116,7 +90,9 @@ def test_training_parts(trained):
     assert job_seed(42, 1, "lenet", 0) == job_seed(42, 1, "lenet", 0) != job_seed(42, 1, "lenet", 1)
 
 
-def test_pseudo_labelled_clips_join_the_training_side_only(trained):
+@pytest.mark.dag
+def test_pseudo_labelled_clips_join_the_training_side_only(speech_backbone):
+    trained = speech_backbone
     clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
     test_clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
     noise = np.load(trained / "results/cache/noise.npy")
@@ -143,7 +119,9 @@ def test_pseudo_labelled_clips_join_the_training_side_only(trained):
     assert data.fingerprint() != load_fold(*parts, LABELS12).fingerprint()
 
 
-def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(trained):
+@pytest.mark.dag
+def test_soft_pseudo_labels_train_toward_each_clips_own_probabilities(speech_backbone):
+    trained = speech_backbone
     """pseudo_label.soft: in an epoch's batches, each pseudo-labelled clip's target is the blend's
     probabilities for that very clip (each clip has its own here), every labelled clip's is one-hot."""
     clips = np.load(trained / "results/cache/train.npy", mmap_mode="r")
@@ -192,19 +170,19 @@ def test_pseudo_labels_leaning_to_one_class_are_drawn_in_the_labelled_mix():
     assert abs(epoch_share(drawn) - 1 / 11) < 0.025 and epoch_share(uniform) > 0.25  # the epoch's unknown share
 
 
-def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": {"epochs": 4, "batch_size": 16}}}
+@pytest.mark.dag
+def test_resume_after_a_kill_gives_the_same_result(speech_run, speech_backbone, tmp_path, workflow):
+    """The shared run's lenet fold-0 job, killed with its snakemake after its first epoch and run
+    again: it resumes from its checkpoint and ends byte for byte where the uninterrupted job ended."""
+    config = CONFIG
     target = "results/train/round1/lenet/fold0/oof.csv"
-    reference = tmp_path / "reference"
-    for workdir in (reference, tmp_path / "killed"):
-        share_backbone(trained, workdir)
-    result = snakemake(reference, target, config=config)
-    assert result.returncode == 0, output_of(result)[-3000:]
+    reference = speech_run
+    from_backbone(speech_backbone, tmp_path / "killed")
 
     killed = tmp_path / "killed"
-    (killed / "test-config.yaml").write_text(__import__("yaml").safe_dump(config))
-    command = [str(os.path.join(os.path.dirname(sys.executable), "snakemake")), "-s", str(REPO / "Snakefile"),
-               "--directory", str(killed), "--configfile", str(REPO / "config/config.yaml"),
+    (killed / "test-config.yaml").write_text(yaml.safe_dump(config))
+    command = [str(os.path.join(os.path.dirname(sys.executable), "snakemake")), "-s", str(workflow / "Snakefile"),
+               "--directory", str(killed), "--configfile", str(workflow / "config/config.yaml"),
                str(killed / "test-config.yaml"), "--cores", "2", target]  # fmt: skip
     process = subprocess.Popen(command, cwd=killed, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
@@ -228,45 +206,16 @@ def test_resume_after_a_kill_gives_the_same_result(trained, tmp_path):
     pd.testing.assert_frame_equal(curve_a, curve_b)
 
 
-def test_editing_one_architecture_retrains_only_its_models(trained):
-    module = REPO / "scripts" / "wavefold" / "architectures" / "m5.py"
-    original, before = module.read_bytes(), module.stat()
-    try:
-        module.write_bytes(original + b"\n# an edit\n")
-        result = snakemake(trained, "--dry-run", config=CONFIG)
-    finally:
-        module.write_bytes(original)
-        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert result.returncode == 0, output_of(result)[-3000:]
-    assert set(re.findall(r"wildcards: .*model=(\w+)", output_of(result))) == {"m5"}
-    assert "train" in jobs_planned(result)
-
-
-def test_cv_benchmark_reads_a_finished_run(trained):
-    """bench/cv_per_model.py --reuse: one row per model (named as in config/config.yaml), lenet the baseline."""
-    models = ["lenet", "m5", "matchboxnet"]
-    command = [sys.executable, str(REPO / "bench/cv_per_model.py"), "--reuse", "--workdir", str(trained), "--models", *models]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()[:1] and line.split()[0] in models}
-    assert set(rows) == set(models), result.stdout
-    header = next(line.split() for line in result.stdout.splitlines() if line.split()[:1] == ["architecture"])
-    mean = header.index("mean") + 1  # a row starts with the model's name, the header does not
-    cv = pd.read_csv(trained / "results/cv/round1/cv.csv", index_col=0)
-    for model in models:
-        assert float(rows[model][mean]) == pytest.approx(cv.loc[model, "mean"], abs=5e-4)
-    assert rows["lenet"][-2:] == ["1.000", "1.000"]
-
-
-def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
+@pytest.mark.dag
+def test_concurrent_gpu_jobs_never_share_a_device(speech_backbone, tmp_path):
     """Two simulated GPUs, snakemake allowed four GPU jobs at once: the leases keep one job per device."""
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
-    workdir = share_backbone(trained, tmp_path / "gpus")
+    config = with_training(ONE_EPOCH, run=["lenet"])
+    workdir = from_backbone(speech_backbone, tmp_path / "gpus")
     env = {**os.environ, "WAVEFOLD_GPU_IDS": "0,1", "WAVEFOLD_LOCK_DIR": str(tmp_path / "leases")}
     env.pop("SLURM_JOB_ID", None)
     result = snakemake(workdir, "--cores", "4", "--resources", "gpu=4", "--set-threads", "train=1",
-                       "predict_test=1", "--", "results/cv/round1/cv.csv",
-                       *[f"results/predict/round1/{m}.csv" for m in ("lenet", "matchboxnet")], config=config, env=env)  # fmt: skip
+                       "predict_test=1", "--", "results/cv/round1/cv.csv", "results/predict/round1/lenet.csv",
+                       config=config, env=env)  # fmt: skip
     assert result.returncode == 0, output_of(result)[-3000:]
     intervals = []
     for log in (workdir / "logs").glob("*/round1/*/fold*.log"):
@@ -276,7 +225,7 @@ def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
         assert leased and released, log
         times = [pd.Timestamp(m[1].replace(",", ".")) for m in (leased, released)]
         intervals.append((leased[2], *times))
-    assert len(intervals) == 8  # 4 train + 4 predict_test jobs
+    assert len(intervals) == 4  # 2 train + 2 predict_test jobs
     for gpu, start, end in intervals:
         for other_gpu, other_start, other_end in intervals:
             if (start, end) != (other_start, other_end) and gpu == other_gpu:
@@ -285,70 +234,37 @@ def test_concurrent_gpu_jobs_never_share_a_device(trained, tmp_path):
     assert overlapping and {gpu for gpu, *_ in intervals} == {"0", "1"}  # both devices were busy at once
 
 
-def copied_backbone(source, workdir):
-    """Like share_backbone, but a copy: for tests that re-run the cache's own rules (augment)."""
-    (workdir / "results").mkdir(parents=True)
-    for part in ("cache", "folds", "index"):
-        shutil.copytree(source / "results" / part, workdir / "results" / part)
-    for variants in (workdir / "results/cache").glob("augmented.*"):
-        variants.unlink()  # made here, so that this folder's metadata knows the settings that made them
-    return workdir
-
-
-def test_changed_offline_augmentation_retrains_and_changes_the_oof(trained, tmp_path):
+@pytest.mark.dag
+def test_changed_offline_augmentation_retrains_and_changes_the_oof(speech_run, tmp_path):
     """The old checkpoint bug: the job re-ran, found a finished checkpoint and wrote the old OOF again."""
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": {"epochs": 2, "batch_size": 32}}}
     target = "results/train/round1/lenet/fold0/oof.csv"
-    workdir = copied_backbone(trained, tmp_path / "work")
-    assert snakemake(workdir, target, config=config).returncode == 0
-    before = (workdir / target).read_bytes()
-    assert not (workdir / "results/train/round1/lenet/fold0/checkpoint").exists()  # removed once complete
-    changed = {**config, "offline_augment": {"speed": [0.6, 0.7], "kinds": ["speed"]}}
+    assert not (speech_run / "results/train/round1/lenet/fold0/checkpoint").exists()  # removed once complete
+    workdir = copy_tree(speech_run, tmp_path / "work")
+    changed = {**CONFIG, "offline_augment": {"speed": [0.6, 0.7], "kinds": ["speed"]}}
     result = snakemake(workdir, target, config=changed)
     assert result.returncode == 0, output_of(result)[-3000:]
-    assert {"augment", "train"} <= set(re.findall(r"rule (\w+):", output_of(result)))
+    assert set(re.findall(r"rule (\w+):", output_of(result))) == {"augment", "train"}
     assert "resuming" not in (workdir / "logs/train/round1/lenet/fold0.log").read_text()
-    assert (workdir / target).read_bytes() != before
+    assert (workdir / target).read_bytes() != (speech_run / target).read_bytes()
 
 
-@pytest.fixture(scope="module")
-def learned(trained, tmp_path_factory):
-    """30 short epochs of MatchboxNet on the tiny demo, the last epoch kept."""
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"],
-                                     "defaults": {"epochs": 30, "batch_size": 32, "balanced": False}}}  # fmt: skip
-    workdir = share_backbone(trained, tmp_path_factory.mktemp("learn"))
-    result = snakemake(workdir, "results/cv/round1/cv.csv", config=config)
-    assert result.returncode == 0, output_of(result)[-3000:]
-    return workdir
-
-
-def test_the_loop_learns_beyond_the_majority_class(trained, learned):
-    """Its CV must clearly beat always answering the most common label (a loop that learns nothing would not)."""
-    cv = pd.read_csv(learned / "results/cv/round1/cv.csv", index_col=0).loc["matchboxnet", "mean"]
-    folds = pd.read_csv(trained / "results/folds/folds.csv")
-    silence = pd.read_csv(trained / "results/folds/silence.csv")
-    labels = pd.concat([folds["label"], silence["label"]])
-    majority = labels.value_counts(normalize=True).iloc[0]
-    assert cv > majority + 0.08, f"CV {cv:.3f}, majority-class baseline {majority:.3f}"
-
-
-def test_an_edited_architecture_retrains_and_changes_the_oof(trained, tmp_path):
-    """In a copy of the workflow: lenet's dropout raised. Its jobs re-run for real, from scratch, and write
-    a different OOF; matchboxnet's are left alone."""
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet", "matchboxnet"]}}
+@pytest.mark.dag
+def test_an_edited_architecture_retrains_only_its_models_and_changes_their_oof(speech_run, tmp_path):
+    """In the session's copy of the workflow, lenet's dropout raised: a dry run of the whole run plans
+    lenet's jobs and no other model's; run, lenet's round-1 job re-trains for real, from scratch, and
+    writes a different OOF; matchboxnet's is left alone."""
     targets = [f"results/train/round1/{m}/fold0/oof.csv" for m in ("lenet", "matchboxnet")]
-    repo = copy_of_the_workflow(tmp_path / "repo")
-    workdir = share_backbone(trained, tmp_path / "work")
-    assert snakemake(workdir, *targets, config=config, repo=repo).returncode == 0
-    before = {t: (workdir / t).read_bytes() for t in targets}
-    module = repo / "scripts/wavefold/architectures/lenet.py"
-    module.write_text(module.read_text().replace("dropout: float = 0.3", "dropout: float = 0.6"))
-    result = snakemake(workdir, *targets, config=config, repo=repo)
+    workdir = copy_tree(speech_run, tmp_path / "work")
+    with edited("scripts/wavefold/architectures/lenet.py", "dropout: float = 0.3", "dropout: float = 0.6"):
+        planned = snakemake(workdir, "--dry-run", config=CONFIG)
+        assert planned.returncode == 0, output_of(planned)[-3000:]
+        assert set(re.findall(r"wildcards: round=1, model=(\w+)", output_of(planned))) == {"lenet"}
+        result = snakemake(workdir, *targets, config=CONFIG)
     assert result.returncode == 0, output_of(result)[-3000:]
     assert set(re.findall(r"wildcards: .*model=(\w+)", output_of(result))) == {"lenet"}
     assert "resuming" not in (workdir / "logs/train/round1/lenet/fold0.log").read_text()
-    assert (workdir / targets[0]).read_bytes() != before[targets[0]]
-    assert (workdir / targets[1]).read_bytes() == before[targets[1]]
+    assert (workdir / targets[0]).read_bytes() != (speech_run / targets[0]).read_bytes()
+    assert (workdir / targets[1]).read_bytes() == (speech_run / targets[1]).read_bytes()
 
 
 def test_adabn_reestimates_batch_norm_on_the_audio_predicted_in_a_mixed_order():
@@ -384,17 +300,19 @@ def test_adabn_reestimates_batch_norm_on_the_audio_predicted_in_a_mixed_order():
     assert inference.adapt_batch_norm(torch.nn.Linear(2, 2), shifted, None, device, 50) == 0  # nothing to adapt
 
 
-def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(trained, tmp_path):
+@pytest.mark.dag
+def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(speech_run, speech_backbone, tmp_path):
     """training.defaults.adapt_batch_norm: the job trains exactly as without it (the same weights as the
-    fixture's job), then its OOF probabilities come from statistics re-estimated on its fold, and the
+    shared run's job), then its OOF probabilities come from statistics re-estimated on its fold, and the
     test predictions from statistics re-estimated on the test audio: recomputed here, they match."""
     import torch
 
     from wavefold.training import classifier, inference
 
+    trained = speech_run
     defaults = {**CONFIG["training"]["defaults"], "adapt_batch_norm": True}
-    config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"], "defaults": defaults}}
-    workdir = share_backbone(trained, tmp_path / "adabn")
+    config = with_training(CONFIG, run=["matchboxnet"], defaults=defaults)
+    workdir = from_backbone(speech_backbone, tmp_path / "adabn")
     target = "results/predict/round1/matchboxnet/fold0.csv"
     result = snakemake(workdir, target, config=config)
     assert result.returncode == 0, output_of(result)[-3000:]
@@ -415,7 +333,7 @@ def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(tra
     assert not np.allclose(*oof, atol=1e-3)  # the fold predicted with its own statistics
 
     clips = np.load(trained / "results/cache/test.npy", mmap_mode="r")
-    shifts = inference.shifts_in_samples(CONFIG["training"]["tta_shift_ms"], 16000)
+    shifts = inference.shifts_in_samples(config["training"]["tta_shift_ms"], 16000)
     written = pd.read_csv(workdir / target)[list(LABELS)].to_numpy()
     space = speech().label_space_of(space)
     as_saved = space.fold(inference.predict(adapted, clips, None, device, 256, shifts=shifts))
@@ -423,53 +341,3 @@ def test_adabn_in_the_dag_changes_the_statistics_only_and_predicts_with_them(tra
     inference.adapt_batch_norm(adapted, clips, None, device, 256)
     recomputed = space.fold(inference.predict(adapted, clips, None, device, 256, shifts=shifts))
     np.testing.assert_allclose(recomputed, written, atol=1e-5)
-
-
-def test_ema_is_what_the_job_scores_and_keeps_and_leaves_the_training_alone(trained, tmp_path):
-    """training.defaults.ema_decay: the raw weights train exactly as without it (the same training curve
-    as the fixture's job), and the kept model is their moving average: with a decay near 0 it is the
-    raw weights themselves (the fixture's model), with a decay near 1 it stays at the first step's
-    weights (far from them, and scoring worse on the fold)."""
-    import torch
-
-    from wavefold.training import classifier
-
-    job = "results/train/round1/matchboxnet/fold0"
-    plain = classifier.load(trained / job / "model.pt", torch.device("cpu"))[0].state_dict()
-    plain_curve = pd.read_csv(trained / job / "curve.csv")
-    kept = {}
-    for decay in (1e-9, 0.99999):
-        defaults = {**CONFIG["training"]["defaults"], "ema_decay": decay}
-        config = {**CONFIG, "training": {**CONFIG["training"], "run": ["matchboxnet"], "defaults": defaults}}
-        workdir = share_backbone(trained, tmp_path / str(decay))
-        result = snakemake(workdir, f"{job}/oof.csv", config=config)
-        assert result.returncode == 0, output_of(result)[-3000:]
-        log = (workdir / "logs/train/round1/matchboxnet/fold0.log").read_text()
-        assert f"moving average of the weights (ema_decay {decay:g})" in log
-        curve = pd.read_csv(workdir / job / "curve.csv")
-        assert curve["train_loss"].tolist() == pytest.approx(plain_curve["train_loss"].tolist(), abs=1e-6)
-        kept[decay] = (classifier.load(workdir / job / "model.pt", torch.device("cpu"))[0].state_dict(), curve)
-    near_raw, near_start = kept[1e-9][0], kept[0.99999][0]
-    for name, value in plain.items():
-        if value.is_floating_point():
-            torch.testing.assert_close(near_raw[name], value, atol=1e-5, rtol=1e-4)
-    moved = [name for name, value in plain.items() if value.is_floating_point()
-             and not torch.allclose(near_start[name], value, atol=1e-3)]  # fmt: skip
-    assert len(moved) > len(plain) // 2
-    assert kept[0.99999][1]["val_acc"].iloc[-1] < plain_curve["val_acc"].iloc[-1]
-
-
-def test_label_smoothing_makes_the_job_less_sure(trained, tmp_path):
-    """training.defaults.label_smoothing: targets pulled toward the uniform mix make the model's top
-    probability on its fold lower than the same job's without smoothing (6 epochs of lenet: one epoch
-    leaves any model near uniform)."""
-    job = "results/train/round1/lenet/fold0"
-    top = {}
-    for smoothing in (0.0, 0.4):
-        defaults = {**CONFIG["training"]["defaults"], "epochs": 6, "label_smoothing": smoothing}
-        config = {**CONFIG, "training": {**CONFIG["training"], "run": ["lenet"], "defaults": defaults}}
-        workdir = share_backbone(trained, tmp_path / str(smoothing))
-        result = snakemake(workdir, f"{job}/oof.csv", config=config)
-        assert result.returncode == 0, output_of(result)[-3000:]
-        top[smoothing] = pd.read_csv(workdir / job / "oof.csv")[list(LABELS)].max(axis=1).mean()
-    assert top[0.4] < top[0.0] - 0.03, top
