@@ -190,6 +190,10 @@ def _checkout_state() -> dict[str, tuple[int, int]]:
 
 def pytest_sessionstart(session):
     session.config._wavefold_checkout = _checkout_state()
+    from slurm_cluster import restore_after_a_killed_run
+
+    for what in restore_after_a_killed_run():  # else every snakemake call of the session waits ~9 s
+        session.config.get_terminal_writer().line(f"wavefold tests: {what}", yellow=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

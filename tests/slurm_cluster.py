@@ -40,6 +40,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Written into the /etc/slurm a test cluster makes: which test process made it.
+OWNER = "made-by-wavefold-tests.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def restore_after_a_killed_run() -> list[str]:
+    """Put back what a test run killed before :meth:`LocalSlurm.stop` left: its /etc/slurm, naming
+    daemons long gone (every ``scontrol`` then waits ~9 s for them, and with it every snakemake start:
+    the SLURM executor plugin asks ``scontrol show config`` when it is imported), and the original
+    /etc/slurm it had moved aside. Returns what was done, for the session's header."""
+    done = []
+    owner = ETC / OWNER
+    pid = int(owner.read_text() or 0) if owner.is_file() else None
+    if pid is not None and not _alive(pid):
+        shutil.rmtree(ETC)
+        done.append(f"removed the {ETC} of a killed test run (pid {pid})")
+    for moved in sorted(ETC.parent.glob("slurm.moved-by-wavefold-tests.*")):
+        if not ETC.exists() and not _alive(int(moved.suffix.lstrip("."))):
+            moved.rename(ETC)
+            done.append(f"put {moved} back as {ETC}")
+    return done
+
+
 def missing_binaries() -> list[str]:
     return [name for name in BINARIES if shutil.which(name) is None and not Path(f"/usr/sbin/{name}").exists()]
 
@@ -68,6 +100,7 @@ class LocalSlurm:
     # ----------------------------------------------------------------------------------- start
     def start(self, timeout: float = 90) -> "LocalSlurm":
         ensure_installed()
+        restore_after_a_killed_run()
         os.environ["PATH"] = f"{os.environ.get('PATH', '')}:/usr/sbin"
         for folder in ("state", "spool", "log", "db", "run", "gres"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
@@ -134,6 +167,7 @@ class LocalSlurm:
             ETC.rename(self.moved_etc)
         ETC.mkdir(parents=True)
         self.wrote_etc = True
+        (ETC / OWNER).write_text(str(os.getpid()))
         node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
         fields = dict(part.split("=", 1) for part in node.split() if "=" in part)
         memory = int(int(fields["RealMemory"]) * 0.9)

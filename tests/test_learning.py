@@ -70,15 +70,16 @@ def test_ema_is_what_the_job_scores_and_keeps_and_leaves_the_training_alone(task
 
 
 def test_label_smoothing_makes_the_job_less_sure(task, tmp_path):
-    """label_smoothing 0.4 over four classes makes the target of a clip's own class 0.7: the model's top
-    probability on its fold is clearly under the same job's without smoothing (measured 0.73-0.81
-    against 0.86-0.93), for the same clips learned as well (ten epochs: enough to grow sure)."""
+    """label_smoothing 0.6 over four classes makes the target of a clip's own class 0.55: the model's top
+    probability on its fold is clearly under the same job's without smoothing, for the same clips learned
+    as well (ten epochs: enough to grow sure). Measured over 4 task seeds x 2 training seeds: 0.55-0.67
+    against 0.80-0.93, 0.16 apart at the least; with 0.4 the gap fell to 0.06 once, too close to call."""
     top, accuracy = {}, {}
-    for smoothing in (0.0, 0.4):
+    for smoothing in (0.0, 0.6):
         _, oof, _ = train(task, tmp_path / str(smoothing), replace(EASY, epochs=10, label_smoothing=smoothing))
         top[smoothing] = oof[list(CLASSES)].max(axis=1).mean()
         accuracy[smoothing] = oof_accuracy(task, oof)
-    assert top[0.4] < top[0.0] - 0.08, top
+    assert top[0.6] < top[0.0] - 0.1, top
     assert min(accuracy.values()) >= 0.75, accuracy
 
 

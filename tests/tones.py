@@ -55,7 +55,8 @@ def tones(per_class: int = 40, n_folds: int = 2, seed: int = 0) -> Tones:
         waves.append(wave)
     clips = (np.clip(np.stack(waves), -1, 1) * 32767).astype(np.int16)
     groups = [f"g{i // 2:04d}" for i in range(len(labels))]  # two clips a "speaker"
-    fold_of_group = {g: k % n_folds for k, g in enumerate(sorted(set(groups), key=lambda g: rng.random()))}
+    # Shuffled from a sorted list: a set's order changes with Python's string hashing, every process.
+    fold_of_group = {g: k % n_folds for k, g in enumerate(rng.permutation(sorted(set(groups))))}
     folds = pd.DataFrame({"id": [f"{CLASSES[c]}/{i:04d}.wav" for i, c in enumerate(labels)],
                           "target": [CLASSES[c] for c in labels], "label": [CLASSES[c] for c in labels],
                           "group": groups, "windows": 1, "fold": [fold_of_group[g] for g in groups],
