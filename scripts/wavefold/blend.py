@@ -63,10 +63,10 @@ from scipy.optimize import minimize, minimize_scalar
 
 from .competitions import encode_labels, split_label_sets
 from .errors import ExplainedError
+from .metrics import EPS, log_loss
 
 log = logging.getLogger(__name__)
 
-EPS = 1e-7
 METHODS = ("mean", "logloss", "accuracy", "stacking")
 
 
@@ -157,14 +157,6 @@ def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- metrics ---------------------------------
-
-
-def log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
-    """Cross-entropy of label numbers ``y``; of multi-hot ``y``, the mean binary cross-entropy."""
-    if y.ndim == 2:
-        p = np.clip(probabilities, EPS, 1 - EPS)
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
-    return float(-np.log(np.clip(probabilities[np.arange(len(y)), y], EPS, None)).mean())
 
 
 def accuracy(probabilities: np.ndarray, y: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..metrics import lwlrap_rows
 from . import LABEL_SET_SEPARATOR, TrainListing, multi_hot, problem_row, split_label_sets
 from .freesound_audio_tagging import FreesoundAudioTagging, layout_problems, unzip_folder
 
@@ -50,26 +51,6 @@ DOWNLOAD_FILES = ("train_curated.zip", "train_noisy.zip", "test.zip", "train_cur
 #: (folder, its labels file, whether its labels are trusted: scored by the CV)
 TRAIN_PARTS = (("train_curated", "train_curated.csv", True), ("train_noisy", "train_noisy.csv", False))
 TEST_FOLDER = "test"
-
-
-def lwlrap_rows(probabilities: np.ndarray, truth: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """Each row's share of lwlrap, so that their mean over the rows is lwlrap on them.
-
-    Row i's value is the sum, over its true labels j, of the precision at j (true labels scored at
-    least as high as j, over all labels scored at least as high: ties count against, as scikit-learn's
-    label ranking average precision counts them), times rows / (true labels of all rows). A row
-    without a true label is worth 0 and weighs nothing. Chunked: (rows, labels, labels) at once would
-    not fit for a large table."""
-    scores, truth = np.asarray(probabilities, dtype=np.float64), np.asarray(truth) > 0
-    sums = np.zeros(len(scores))
-    for start in range(0, len(scores), chunk):
-        s, t = scores[start : start + chunk], truth[start : start + chunk]
-        at_least = s[:, None, :] >= s[:, :, None]  # [i, j, k]: label k scored at least as high as label j
-        rank = at_least.sum(2)
-        hits = (at_least & t[:, None, :]).sum(2)
-        sums[start : start + chunk] = np.where(t, hits / rank, 0.0).sum(1)
-    total = truth.sum()
-    return sums * len(scores) / total if total else sums
 
 
 def ranked_labels(probabilities: np.ndarray) -> list[str]:

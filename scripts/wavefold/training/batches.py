@@ -8,6 +8,8 @@ import threading
 import numpy as np
 import torch
 
+from .sources import SILENCE, Sources
+
 
 def _rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``array[rows]``, read in ascending row order (the memory map's fast path), returned in ``rows`` order."""
@@ -27,20 +29,14 @@ def gather(
     variants: np.ndarray | None = None,
     test_clips: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A batch of int16 clips: cache rows (``source`` in [0, n)), offline variants (``source`` - n, up to
-    n + v), pseudo-labelled test clips (``source`` - n - v) and noise windows scaled by ``gain`` (``source`` -1)."""
+    """A batch of int16 clips: ``source`` addresses rows of ``clips``, ``variants`` and ``test_clips`` in
+    turn (:mod:`.sources`), and noise windows at ``start`` scaled by ``gain`` (silence)."""
     batch = np.empty((len(source), samples), dtype=np.int16)
-    n, v = len(clips), 0 if variants is None else len(variants)
-    is_clip = (source >= 0) & (source < n)
-    if is_clip.any():
-        batch[is_clip] = _rows(clips, source[is_clip])
-    is_variant = (source >= n) & (source < n + v)
-    if is_variant.any():
-        batch[is_variant] = _rows(variants, source[is_variant] - n)
-    is_test = source >= n + v
-    if is_test.any():
-        batch[is_test] = _rows(test_clips, source[is_test] - n - v)
-    is_noise = source < 0
+    parts = Sources(len(clips), 0 if variants is None else len(variants)).parts(source)
+    for part, array in ((parts.clip, clips), (parts.variant, variants), (parts.test, test_clips)):
+        if part.any():
+            batch[part.mask] = _rows(array, part.index)
+    is_noise = parts.silence
     if is_noise.any():
         windows = noise[start[is_noise, None] + np.arange(samples)]
         batch[is_noise] = (windows * gain[is_noise, None]).astype(np.int16)
@@ -50,7 +46,7 @@ def gather(
 def silence_windows(noise: np.ndarray, starts: np.ndarray, gains: np.ndarray, samples: int) -> np.ndarray:
     """Silence examples (windows of the noise cache at ``starts``, scaled by ``gains``) as int16 clips."""
     nothing = np.zeros((0, samples), np.int16)
-    return gather(nothing, noise, np.full(len(starts), -1), np.asarray(starts), np.asarray(gains), samples)
+    return gather(nothing, noise, np.full(len(starts), SILENCE), np.asarray(starts), np.asarray(gains), samples)
 
 
 class Prefetcher:

@@ -20,6 +20,7 @@ import pandas as pd
 from ..cache import ClipWindows
 from ..competitions import multi_hot
 from .settings import TrainSettings
+from .sources import SILENCE, Sources
 
 if TYPE_CHECKING:  # a type only: training runs on any competition's label space, passed in as data
     from ..competitions import LabelSpace
@@ -73,8 +74,13 @@ class FoldData:
 
     @property
     def n_clips(self) -> int:
-        """How many training clips (manifest rows) there are: the epoch plans' address of the variants."""
+        """How many training clips (manifest rows) there are."""
         return len(self.windows)
+
+    @property
+    def sources(self) -> Sources:
+        """How the epoch plans address this fold's examples (:mod:`.sources`)."""
+        return Sources(self.n_clips, len(self.variants))
 
     def cache_rows(self, source: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """An epoch plan's ``source`` (clips, then variants, then test clips; -1: silence) as the rows
@@ -82,15 +88,12 @@ class FoldData:
         of a clip cached as windows; with one row per clip, the clip's row)."""
         if self.windows.single and (self.pseudo_windows is None or self.pseudo_windows.single):
             return source
+        plan, cache = self.sources.parts(source), Sources(len(self.clips), len(self.variants))
         rows = source.copy()
-        n, v = self.n_clips, len(self.variants)
-        clip = (source >= 0) & (source < n)
-        rows[clip] = self.windows.random_rows(source[clip], rng)
-        variant = (source >= n) & (source < n + v)
-        rows[variant] = source[variant] - n + len(self.clips)
-        test = source >= n + v
-        if test.any():
-            rows[test] = len(self.clips) + v + self.pseudo_windows.random_rows(source[test] - n - v, rng)
+        rows[plan.clip.mask] = self.windows.random_rows(plan.clip.index, rng)
+        rows[plan.variant.mask] = cache.of_variants(plan.variant.index)
+        if plan.test.any():
+            rows[plan.test.mask] = cache.of_tests(self.pseudo_windows.random_rows(plan.test.index, rng))
         return rows
 
     def fingerprint(self) -> str:
@@ -118,19 +121,14 @@ class FoldData:
         multi-label clip's, and its variants', every label), except the pseudo-labelled clips of soft
         pseudo-labels, which get the blend's probabilities."""
         targets = np.eye(len(self.space.classes), dtype=np.float32)[labels]
+        parts = self.sources.parts(source)
         if self.label_sets is not None:
-            n = self.n_clips
-            clip = (source >= 0) & (source < n)
-            targets[clip] = self.label_sets[source[clip]]
-            variant = (source >= n) & (source < n + len(self.variants))
-            targets[variant] = self.label_sets[self.variant_clips[source[variant] - n]]
-        if self.pseudo_probabilities is not None:
-            offset = self.n_clips + len(self.variants)
-            pseudo = source >= offset
-            if pseudo.any():
-                order = self._pseudo_order
-                where = order[np.searchsorted(self.pseudo_rows, source[pseudo] - offset, sorter=order)]
-                targets[pseudo] = self.pseudo_probabilities[where]
+            targets[parts.clip.mask] = self.label_sets[parts.clip.index]
+            targets[parts.variant.mask] = self.label_sets[self.variant_clips[parts.variant.index]]
+        if self.pseudo_probabilities is not None and parts.test.any():
+            order = self._pseudo_order
+            where = order[np.searchsorted(self.pseudo_rows, parts.test.index, sorter=order)]
+            targets[parts.test.mask] = self.pseudo_probabilities[where]
         return targets
 
     @property
@@ -361,12 +359,12 @@ def epoch_plan(
     n_variants = min(len(data.variant_index), int(round(len(clip_rows) * settings.offline_share)))
     if n_variants:
         pick = rng.choice(len(data.variant_index), size=n_variants, replace=False)
-        clip_rows = np.concatenate([clip_rows, data.n_clips + data.variant_index[pick]])
+        clip_rows = np.concatenate([clip_rows, data.sources.of_variants(data.variant_index[pick])])
         clip_targets = np.concatenate([clip_targets, data.variant_targets[pick]])
     if n_pseudo:
         pick = pseudo_draw(data.pseudo_targets, data.train_targets[keep], n_pseudo, silence_class,
                             settings.silence_share, rng)  # fmt: skip
-        clip_rows = np.concatenate([clip_rows, data.n_clips + len(data.variants) + data.pseudo_rows[pick]])
+        clip_rows = np.concatenate([clip_rows, data.sources.of_tests(data.pseudo_rows[pick])])
         clip_targets = np.concatenate([clip_targets, data.pseudo_targets[pick]])
     silence_share = settings.silence_share if silence_class is not None else 0.0  # no silence class: none cut
     n_silence = int(round(len(clip_rows) * silence_share / max(1e-9, 1 - silence_share)))
@@ -375,7 +373,7 @@ def epoch_plan(
         lengths = data.train_noise[:, 1] - data.samples + 1
         stretch = rng.choice(len(data.train_noise), size=n_silence, p=lengths / lengths.sum())
         starts = data.train_noise[stretch, 0] + (rng.random(n_silence) * lengths[stretch]).astype(np.int64)
-    source = np.concatenate([clip_rows, np.full(n_silence, -1)])
+    source = np.concatenate([clip_rows, np.full(n_silence, SILENCE)])
     start = np.concatenate([np.zeros(len(clip_rows), np.int64), starts])
     target = np.concatenate([clip_targets, np.full(n_silence, -1 if silence_class is None else silence_class)])
     order = rng.permutation(len(source))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .. import metrics
 from ..augment import augment_waveforms, mixup, spec_augment
 from ..features import int16_to_float
 from . import optim, outputs
@@ -51,11 +52,8 @@ def _scores(probabilities: np.ndarray, targets: np.ndarray) -> tuple[float, floa
     if not len(targets):
         return float("nan"), float("nan")
     if targets.ndim == 2:
-        p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-        loss = float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
-        return loss, outputs.lwlrap(probabilities, targets)
-    loss = float(-np.log(probabilities[np.arange(len(targets)), targets] + 1e-9).mean())
-    return loss, float((probabilities.argmax(1) == targets).mean())
+        return metrics.binary_cross_entropy(probabilities, targets), metrics.lwlrap(probabilities, targets)
+    return metrics.log_loss(probabilities, targets), float((probabilities.argmax(1) == targets).mean())
 
 
 class MultiLabelLoss(nn.Module):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..metrics import lwlrap
 from . import classifier
 
 
@@ -37,18 +38,6 @@ def per_class_metrics(truth: np.ndarray, predicted: np.ndarray, prior: np.ndarra
     accuracy = float((predicted == truth).mean())
     rows.append({"label": "all", "clips": len(truth), "recall": accuracy, "precision": accuracy, "trained_share": 1.0})
     return pd.DataFrame(rows)
-
-
-def lwlrap(probabilities: np.ndarray, truth: np.ndarray) -> float:
-    """Label-weighted label-ranking average precision of multi-hot ``truth``: scikit-learn's label
-    ranking average precision with each clip weighing its number of labels (clips without one left out)."""
-    from sklearn.metrics import label_ranking_average_precision_score
-
-    weights = truth.sum(1)
-    keep = weights > 0
-    if not keep.any():
-        return float("nan")
-    return float(label_ranking_average_precision_score(truth[keep], probabilities[keep], sample_weight=weights[keep]))
 
 
 def multi_label_metrics(truth: np.ndarray, probabilities: np.ndarray, prior: np.ndarray, labels) -> pd.DataFrame:
