@@ -61,7 +61,7 @@ def probe(path: Path, setting: str, batch: int = BATCH) -> dict:
     from wavefold.memory import pin_mmap_threshold
     from wavefold.training import inference
     from wavefold.training.classifier import Classifier
-    from wavefold.training.settings import TrainSettings
+    from wavefold.settings.training import TrainSettings
 
     if setting == "pinned":
         assert pin_mmap_threshold()

@@ -34,7 +34,7 @@ from wavefold.models import REGISTRY, parameter_count  # noqa: E402
 from wavefold.training.batches import Prefetcher, gather  # noqa: E402
 from wavefold.training.classifier import Classifier  # noqa: E402
 from wavefold.training.data import FoldData, epoch_plan, load_fold  # noqa: E402
-from wavefold.training.settings import TrainSettings  # noqa: E402
+from wavefold.settings.training import TrainSettings  # noqa: E402
 
 
 def measure(name: str, data: FoldData, device: torch.device, steps: int, batch_size: int) -> dict:

@@ -17,7 +17,7 @@ from wavefold.blend import NOT_FIT_SETTINGS  # noqa: E402
 from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
-from wavefold.training.settings import TrainSettings, resolved, training_problems  # noqa: E402
+from wavefold.settings.training import TrainSettings, resolved, training_problems  # noqa: E402
 
 # Nested --config values arrive as strings ('{n_folds: 10}' gives '10'): read them as the schema's types.
 _SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())

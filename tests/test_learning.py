@@ -14,7 +14,7 @@ from wavefold.competitions import LabelSpace
 from wavefold.models import REGISTRY
 from wavefold.training import classifier, loop
 from wavefold.training.data import epoch_plan, load_fold
-from wavefold.training.settings import TrainSettings
+from wavefold.settings.training import TrainSettings
 
 CPU = torch.device("cpu")
 # Enough steps for every architecture to leave chance far behind: 8 per epoch, 6 epochs.

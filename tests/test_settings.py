@@ -11,10 +11,26 @@ import yaml
 
 from conftest import REPO, output_of
 from wavefold.settings import SettingsError, check, coerce_cli_strings
+from wavefold.settings.training import AugmentSettings, FeatureSettings, TrainSettings
 from wavefold.training import optim
-from wavefold.training.settings import AugmentSettings, FeatureSettings, TrainSettings
 
 BIN = Path(sys.executable).parent
+
+
+def imported_by(*modules: str) -> set[str]:
+    """Every module a fresh interpreter holds after importing ``modules``."""
+    code = f"import sys; import {', '.join(modules)}; print(' '.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(REPO / "scripts"), "PYTHONDONTWRITEBYTECODE": "1"})  # fmt: skip
+    return set(result.stdout.split())
+
+
+def test_the_settings_lie_below_their_readers():
+    """The workflow checks the settings when it is parsed: they import no torch. The front end and the
+    augmentation read them without importing the training package, which imports those two."""
+    assert "torch" not in imported_by("wavefold.settings.training")
+    below = imported_by("wavefold.features", "wavefold.augment")
+    assert "wavefold.settings.training" in below and not any(m.startswith("wavefold.training") for m in below)
 
 
 def dry_run(tmp_path, *config_args, config=None):

@@ -20,7 +20,7 @@ from test_dag import jobs_planned
 from wavefold.competitions.tensorflow_speech import LABELS
 from wavefold.training.batches import gather
 from wavefold.training.data import epoch_plan, load_fold, pseudo_draw
-from wavefold.training.settings import TrainSettings, job_seed
+from wavefold.settings.training import TrainSettings, job_seed
 
 LABELS12, WORDS31 = speech().label_space("labels"), speech().label_space("words31")
 CONFIG = SPEECH_RUN

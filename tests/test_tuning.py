@@ -8,7 +8,7 @@ import pytest
 from wavefold import tuning
 from wavefold.competitions import LabelSpace
 from wavefold.training.data import FoldData
-from wavefold.training.settings import resolved
+from wavefold.settings.training import resolved
 
 SETTINGS = resolved({"architecture": "lenet"})
 

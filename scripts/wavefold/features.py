@@ -12,7 +12,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from .training.settings import FeatureSettings
+from .settings.training import FeatureSettings
 
 
 def int16_to_float(batch: torch.Tensor) -> torch.Tensor:

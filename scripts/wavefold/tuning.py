@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from .errors import ExplainedError
-from .training.settings import TrainSettings, training_problems
+from .settings.training import TrainSettings, training_problems
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""Training one model on one fold, one module per job:
+"""Training one model on one fold, one module per job (what a job is told, its settings, lives below
+every reader, in :mod:`wavefold.settings.training`: no torch, so the workflow checks them when parsed):
 
-- ``settings``   the settings and their defaults (no torch: the workflow checks them when parsed);
 - ``data``       what one fold trains and validates on, and each epoch's shuffled plan of examples;
 - ``batches``    gathering a batch from the memory-mapped caches, on a background thread;
 - ``classifier`` features + architecture as one module, and the workflow's probability format;

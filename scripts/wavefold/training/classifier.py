@@ -12,7 +12,7 @@ from torch import nn
 
 from ..features import FrontEnd
 from ..models import create_model, input_kind
-from .settings import FeatureSettings, TrainSettings
+from ..settings.training import FeatureSettings, TrainSettings
 
 
 class Classifier(nn.Module):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..cache import ClipWindows
 from ..competitions import multi_hot
-from .settings import TrainSettings
+from ..settings.training import TrainSettings
 from .sources import SILENCE, Sources
 
 if TYPE_CHECKING:  # a type only: training runs on any competition's label space, passed in as data

@@ -34,7 +34,7 @@ from .checkpoint import Checkpoint
 from .classifier import Classifier
 from .data import FoldData, epoch_plan, training_mix
 from .inference import adapt_batch_norm, predict_clips
-from .settings import AugmentSettings, TrainSettings
+from ..settings.training import AugmentSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import logging
 import torch
 from torch import nn
 
-from .settings import TrainSettings
+from ..settings.training import TrainSettings
 
 log = logging.getLogger(__name__)
 

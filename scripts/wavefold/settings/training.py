@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..settings import bounded, from_section, nested
+from . import bounded, from_section, nested
 
 ARCHITECTURES = Path(__file__).resolve().parents[1] / "architectures"
 

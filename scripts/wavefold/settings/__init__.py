@@ -5,6 +5,9 @@ against it — unknown keys, types, allowed values (``Literal``), bounds (a fiel
 nested sections — and names every problem by its key path, e.g. ``training.models.lenet.lr``. The
 workflow runs it when it is parsed, so a typo fails before any job starts; :func:`from_section`
 runs it again in the job, for code that is called without the workflow.
+
+The settings themselves live in this package's modules (:mod:`.training`: what a training job is
+told), below the code that reads them, and import no torch: the workflow checks them when parsed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import typing
 from dataclasses import MISSING, field, fields
 from types import UnionType
 
-from .errors import ExplainedError
+from ..errors import ExplainedError
 
 
 class SettingsError(ExplainedError, ValueError):
