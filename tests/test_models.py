@@ -1,9 +1,15 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchaudio
 
+from conftest import REPO
+from wavefold import architectures, dependencies
 from wavefold.features import FeatureSettings, FrontEnd
 from wavefold.models import REGISTRY, create_model, input_kind, parameter_count
+from wavefold.settings.training import architecture_names
 
 # Parameter counts for 12 classes with default settings, with the published figure where there is one.
 EXPECTED_PARAMETERS = {
@@ -19,6 +25,19 @@ EXPECTED_PARAMETERS = {
 def test_registry_has_six_architectures_and_three_input_kinds():
     assert set(REGISTRY) == set(EXPECTED_PARAMETERS)
     assert {input_kind(name) for name in REGISTRY} == {"logmel", "mfcc", "waveform"}
+
+
+def test_architectures_are_found_one_way_without_torch_by_every_reader():
+    """The registry (imported), the settings' allowed values (read without torch) and each model's
+    job code (wavefold.dependencies) come from the one list of architectures/; a helper module of
+    that folder that registers nothing (blocks.py) is none of them."""
+    found = architectures.declared()
+    assert set(found) == set(REGISTRY) == architecture_names() and "blocks" not in found
+    for name, module in found.items():
+        assert module == architectures.module_of(name) == Path(sys.modules[REGISTRY[name].__module__].__file__)
+        code = dependencies.model_modules(REPO / "scripts/train.py", name)
+        assert str(module) in code and not {str(m) for m in found.values()} - {str(module)} & set(code)
+    assert "blocks.py" in {Path(m).name for m in dependencies.model_modules(REPO / "scripts/train.py", "res15")}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMETERS))
@@ -83,7 +102,6 @@ def test_pcen_is_librosas_and_follows_a_changing_level():
     import librosa
     import numpy as np
     import scipy.signal
-
     from wavefold import features
 
     mel = torch.from_numpy(np.random.default_rng(0).gamma(0.5, 1e-4, (3, 40, 101)))

@@ -18,9 +18,11 @@ import ast
 from functools import lru_cache
 from pathlib import Path
 
+from .architectures import declared, module_of
+
 PACKAGE = "wavefold"
 ROOT = Path(__file__).resolve().parent  # scripts/wavefold
-ARCHITECTURES = ROOT / "architectures"
+ARCHITECTURES = frozenset(declared().values())  # one module each (wavefold.architectures finds them)
 COMPETITIONS = ROOT / "competitions" / "__init__.py"
 
 
@@ -77,11 +79,7 @@ def _closure(start: Path, skip_architectures: bool) -> frozenset[Path]:
     while todo:
         path = todo.pop()
         for module in _imported(path):
-            if (
-                skip_architectures
-                and module.parent == ARCHITECTURES
-                and module.name not in ("__init__.py", "blocks.py")
-            ):
+            if skip_architectures and module in ARCHITECTURES:
                 continue
             if module not in seen:
                 seen.add(module)
@@ -104,6 +102,6 @@ def script_modules(script: str | Path, competition: str | Path | None = None) ->
 
 def model_modules(script: str | Path, architecture: str, competition: str | Path | None = None) -> list[str]:
     """The modules a model's job runs: the script's, and of the architectures only the model's own."""
-    own = ARCHITECTURES / f"{architecture}.py"
+    own = module_of(architecture)
     modules = _closure(Path(script).resolve(), True) | {own} | _closure(own, True)
     return sorted(str(p) for p in _with_competition(modules, competition))

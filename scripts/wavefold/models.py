@@ -10,17 +10,15 @@ pooling, so the clip length and the number of features can change without touchi
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 from torch import nn
 
-from .architectures import FOLDER, INPUT_KINDS, REGISTRY, register  # noqa: F401 (the registry's API)
+from .architectures import FOLDER, INPUT_KINDS, REGISTRY, declared, module_of, register  # noqa: F401 (the API)
 
 # Every architectures/<name>.py registers itself when imported; a new one needs no line here. (The
 # workflow gives each model's jobs only its own architecture's module as code: wavefold.dependencies.)
-for _module in sorted(FOLDER.glob("*.py")):
-    if _module.stem not in ("__init__", "blocks"):
-        importlib.import_module(f"{__package__}.architectures.{_module.stem}")
+for _name in declared():
+    importlib.import_module(f"{__package__}.architectures.{_name}")
 
 
 def create_model(name: str, n_classes: int, **params) -> nn.Module:
@@ -40,7 +38,3 @@ def input_kind(name: str) -> str:
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def architecture_file(name: str) -> Path:
-    """The module that defines architecture ``name`` (what a model's training jobs depend on)."""
-    return FOLDER / f"{name}.py"

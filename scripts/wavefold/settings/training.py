@@ -7,49 +7,18 @@ workflow is parsed. Nothing here imports torch, so that check costs nothing.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Literal
 
+from .. import architectures
 from . import bounded, from_section, nested
-
-ARCHITECTURES = Path(__file__).resolve().parents[1] / "architectures"
-
-
-def _registered_class(module: Path) -> ast.ClassDef | None:
-    """The class of ``architectures/<name>.py`` decorated ``@register("<name>")`` (the registry's rule)."""
-    for node in ast.parse(module.read_text()).body:
-        if isinstance(node, ast.ClassDef):
-            for decorator in node.decorator_list:
-                if (
-                    isinstance(decorator, ast.Call)
-                    and getattr(decorator.func, "id", None) == "register"
-                    and decorator.args
-                    and getattr(decorator.args[0], "value", None) == module.stem
-                ):
-                    return node
-    return None
 
 
 def architecture_names() -> set[str]:
     """The registered architectures, read from their modules without importing them (no torch)."""
-    return {module.stem for module in ARCHITECTURES.glob("*.py") if _registered_class(module) is not None}
-
-
-def architecture_parameters(name: str) -> set[str] | None:
-    """The hyper-parameters architecture ``name`` takes (its constructor's, less ``n_classes``);
-    None when it takes any (``**kwargs``)."""
-    found = _registered_class(ARCHITECTURES / f"{name}.py")
-    for node in found.body if found else ():
-        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
-            if node.args.kwarg is not None:
-                return None
-            names = [a.arg for a in node.args.args + node.args.kwonlyargs]
-            return set(names) - {"self", "n_classes"}
-    return set()
+    return set(architectures.declared())
 
 
 @dataclass(frozen=True)
@@ -180,7 +149,7 @@ def training_problems(settings: dict, path: str, own: dict | None = None) -> lis
     problems = []
     architecture = settings.get("architecture")
     if architecture in architecture_names():
-        known = architecture_parameters(architecture)
+        known = architectures.parameters(architecture)
         unknown = set(settings.get("params") or {}) - (known if known is not None else set(settings.get("params")))
         if architecture == "matchboxnet":
             unknown -= {"n_features"}
