@@ -32,14 +32,15 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from wavefold.competitions.tensorflow_speech import LABELS  # noqa: E402
 from wavefold.models import parameter_count  # noqa: E402
-from wavefold.training import classifier, settings  # noqa: E402
+from wavefold.settings.training import TrainSettings  # noqa: E402
+from wavefold.training import classifier  # noqa: E402
 
 BASELINE = "lenet"
 
 
-def model_settings(config: dict, model: str) -> settings.TrainSettings:
+def model_settings(config: dict, model: str) -> TrainSettings:
     merged = {**config["training"]["defaults"], **config["training"]["models"][model]}
-    return settings.TrainSettings.from_config(merged)
+    return TrainSettings.from_config(merged)
 
 
 def parameters(config: dict, model: str) -> int:

@@ -8,14 +8,15 @@ import torch
 
 from wavefold import cache, competitions
 from wavefold.devices import DeviceLease, pick_device
+from wavefold.settings.training import TrainSettings, job_seed
 from wavefold.steps import rule_step
-from wavefold.training import checkpoint, data, inference, loop, outputs, settings
+from wavefold.training import checkpoint, data, inference, loop, outputs
 
 with rule_step(snakemake, "train") as log, DeviceLease():
     inp, out, p, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
-    train_settings = settings.TrainSettings.from_config(p.settings)
+    train_settings = TrainSettings.from_config(p.settings)
     fold, round_ = int(wc.fold), int(wc.round)
-    seed = settings.job_seed(p.seed, round_, wc.model, fold)
+    seed = job_seed(p.seed, round_, wc.model, fold)
     device = pick_device(p.device)
     torch.set_num_threads(snakemake.threads)  # concurrent jobs share the cores Snakemake gave them
     log.info(

@@ -11,7 +11,8 @@ import torch
 from wavefold import competitions, tuning
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.steps import rule_step
-from wavefold.training import data, loop, outputs, settings
+from wavefold.settings.training import job_seed
+from wavefold.training import data, loop, outputs
 
 with rule_step(snakemake, "tune") as log, DeviceLease():
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
@@ -22,7 +23,7 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
     torch.set_num_threads(snakemake.threads)
     # Every trial trains with the same seed (common random numbers): differences between trials are
     # their settings, not their draws.
-    seed = settings.job_seed(p.seed, 1, p.model, p.fold)
+    seed = job_seed(p.seed, 1, p.model, p.fold)
     folds = pd.read_csv(inp.folds)
     variant_sources = pd.read_csv(inp.variant_table)["source_row"].to_numpy()
     fold_data = data.load_fold(
