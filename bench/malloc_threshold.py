@@ -103,17 +103,17 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     if not cache.exists():
         write_cache(cache, args.rows)
-    rows = []
+    rows, every = [], sample_every(args.rows, args.batch_size)  # as each probe samples
     for setting in SETTINGS:
-        command = [sys.executable, __file__, "--rows", str(args.rows), "--workdir", str(args.workdir), "--probe", setting,
-                   "--batch-size", str(args.batch_size)]  # fmt: skip
+        command = [sys.executable, __file__, "--rows", str(args.rows), "--workdir", str(args.workdir),
+                   "--probe", setting, "--batch-size", str(args.batch_size)]  # fmt: skip
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
         resident = result["resident"]
         rows.append({"setting": SETTINGS[setting],
                      "seconds": result["seconds"], "peak MB": result["peak_mb"],
-                     f"resident after {sample_every(args.rows, args.batch_size)} batches": resident[1], "resident at the end": resident[-1],
-                     "growth per 100 batches": (resident[-1] - resident[1]) / (len(resident) - 2)
-                     * 100 / sample_every(args.rows, args.batch_size)})  # fmt: skip
+                     f"resident after {every} batches": resident[1], "resident at the end": resident[-1],
+                     "growth per 100 batches": (resident[-1] - resident[1]) / (len(resident) - 2) * 100 / every,
+                     })  # fmt: skip
     table = pd.DataFrame(rows).set_index("setting")
     for column in ("seconds", "peak MB"):
         table[f"{column} x baseline"] = table[column] / table[column].iloc[0]

@@ -13,7 +13,7 @@ import importlib
 
 from torch import nn
 
-from .architectures import FOLDER, INPUT_KINDS, REGISTRY, declared, module_of, register  # noqa: F401 (the API)
+from .architectures import FOLDER, INPUT_KINDS, REGISTRY, declared, register  # noqa: F401 (the registry's API)
 
 # Every architectures/<name>.py registers itself when imported; a new one needs no line here. (The
 # workflow gives each model's jobs only its own architecture's module as code: wavefold.dependencies.)
