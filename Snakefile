@@ -28,6 +28,14 @@ include: "rules/track.smk"
 include: "rules/tune.smk"
 
 
+onsuccess:
+    end_tracked_invocation("FINISHED")
+
+
+onerror:
+    end_tracked_invocation("FAILED")
+
+
 rule all:
     default_target: True
     input:

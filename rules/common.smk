@@ -1,6 +1,7 @@
 # The Python of the Snakemake layer: config validation, constants, path helpers, input and params
 # functions. No rules here.
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
 from wavefold.settings.training import TrainSettings, resolved, training_problems  # noqa: E402
+from wavefold.tracking import TrackingSettings  # noqa: E402
+from wavefold.tracking import live as live_tracking  # noqa: E402
 
 # Nested --config values arrive as strings ('{n_folds: 10}' gives '10'): read them as the schema's types.
 _SCHEMA = yaml.safe_load((Path(workflow.basedir) / "config" / "schema.yaml").read_text())
@@ -58,7 +61,8 @@ def rule_code(script):
     """The package modules a rule's script runs (read from its imports), as inputs: Snakemake does not
     follow imports, so this is what re-runs the rule when one of them is edited. A script that loads
     the competition runs its module too (and only the selected competition's)."""
-    return dependencies.script_modules(Path(workflow.basedir) / "scripts" / f"{script}.py", COMPETITION_CODE)
+    script_file = Path(workflow.basedir) / "scripts" / f"{script}.py"
+    return dependencies.script_modules(script_file, COMPETITION_CODE, observers=script == "track")
 
 
 def get_demo_code():
@@ -326,6 +330,15 @@ def get_tuning_code():
 
 # ----------------------------------------------------------------------------- tracking
 TRACKING = config["tracking"]
+if TRACKING["mlflow"]:
+    # Every job of this invocation logs under one parent run (README, "Tracking"): the jobs inherit its name.
+    live_tracking.mark_invocation(os.environ, GIT_COMMIT, DATASET)
+
+
+def end_tracked_invocation(status):
+    """End the invocation's parent run (onsuccess/onerror), if a job made one."""
+    if TRACKING["mlflow"]:
+        live_tracking.end_invocation(live_tracking.Context(TrackingSettings(**TRACKING), config), status)
 
 
 def get_tracking_jobs():
@@ -341,10 +354,13 @@ def get_tracking_jobs():
 
 def get_tracking_input(wildcards):
     jobs = get_tracking_jobs()
+    train = [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}" for j in jobs]
     files = {
-        "curves": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/curve.csv" for j in jobs],
-        "metrics": [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}/metrics.csv" for j in jobs],
+        "curves": [f"{folder}/curve.csv" for folder in train],
+        "metrics": [f"{folder}/metrics.csv" for folder in train],
+        "oofs": [f"{folder}/oof.csv" for folder in train],
         "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
+        "shifts": expand("results/blend/round{round}/shift.csv", round=ROUNDS),
         "rounds": "results/final/rounds.csv",
     }
     if SOURCE == "demo":

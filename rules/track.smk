@@ -1,10 +1,12 @@
-# Experiment tracking (tracking.mlflow): the finished run's training jobs (settings, per-epoch
-# curves, final accuracy), CV and blends logged to an MLflow store, one child run per model, fold
-# and round; 'mlflow ui' shows them side by side with earlier runs. One writer, after training: see
-# scripts/wavefold/tracking.py for why.
+# Experiment tracking (tracking.mlflow), the last step: the jobs log themselves live where they
+# reach the store; this logs what none logged (jobs on other machines with an SQLite store, jobs
+# run while tracking was off) from their files, and the run's CV and hidden scores on the
+# invocation's parent run. See scripts/wavefold/tracking/.
 rule track:
     input:
         unpack(get_tracking_input),
+        folds=rules.folds.output.folds,
+        silence=rules.folds.output.silence,
         code=rule_code("track"),
     output:
         runs="results/tracking/mlflow_runs.csv",
@@ -17,11 +19,10 @@ rule track:
         mem_mb=1000,
         runtime=10,
     params:
-        uri=TRACKING["uri"],
-        experiment=TRACKING["experiment"],
         jobs=get_tracking_jobs(),
-        config=config,
-        dataset=DATASET,
-        commit=GIT_COMMIT,
+        rounds=ROUNDS,
+        competition=COMPETITION,
+        # Read from the config; params too, so that a new store gets every run logged into it.
+        store=[TRACKING["uri"], TRACKING["experiment"]],
     script:
         "../scripts/track.py"

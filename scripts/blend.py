@@ -5,8 +5,11 @@ import pandas as pd
 from wavefold import blend, competitions
 from wavefold.settings import from_section
 from wavefold.steps import rule_step
+from wavefold.tracking import flatten, live
+from wavefold.tracking.after import Blend, blend_metrics
 
-with rule_step(snakemake, "blend") as log:
+with rule_step(snakemake, "blend") as log, live.tracked(live.Context.of(snakemake), f"round{snakemake.wildcards.round}/blend",
+                                                       {}, flatten(snakemake.params.settings)) as run:  # fmt: skip
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     settings = from_section(blend.BlendSettings, p.settings, "blend")
     competition = competitions.get(p.competition)
@@ -61,3 +64,5 @@ with rule_step(snakemake, "blend") as log:
                  result.matched_oof_accuracy)  # fmt: skip
     log.info("test label mix (predicted: after prior correction and matching, if on):\n%s",
              mix.round(3).to_string(index=False))  # fmt: skip
+    values, tags = blend_metrics(Blend(int(snakemake.wildcards.round), out.candidates, out.shift), competition.metric_name)
+    run.log(values, tags, outputs=[out.candidates])

@@ -7,6 +7,7 @@ import pandas as pd
 
 from wavefold import blend, competitions, submission
 from wavefold.steps import rule_step
+from wavefold.tracking import live, summaries
 
 with rule_step(snakemake, "score_local") as log:
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
@@ -51,3 +52,4 @@ with rule_step(snakemake, "score_local") as log:
     log.info("local score of the submission: %s", scores)
     log.info("CV next to the hidden solution's score (the CV should predict it):\n%s", table.to_string(index=False))
     log.info("label mix, submission against the hidden solution:\n%s", mix.round(3).to_string(index=False))
+    live.log_to_invocation(live.Context.of(snakemake), summaries.hidden_scores(table, competition.metric_name, final_round))

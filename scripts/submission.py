@@ -6,6 +6,7 @@ import pandas as pd
 
 from wavefold import competitions, submission
 from wavefold.steps import rule_step
+from wavefold.tracking import live
 
 with rule_step(snakemake, "submission") as log:
     inp, out = snakemake.input, snakemake.output
@@ -17,3 +18,4 @@ with rule_step(snakemake, "submission") as log:
     Path(out.digest).write_text(submission.file_sha256(out.submission) + "\n")
     log.info("%d clips; predicted (top) label mix:\n%s", len(table),
              competition.predicted_labels(table).value_counts().to_string())  # fmt: skip
+    live.log_to_invocation(live.Context.of(snakemake), artifacts=[out.submission])

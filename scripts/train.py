@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import cache, competitions
+from wavefold import blend, cache, competitions
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.settings.training import TrainSettings, job_seed
 from wavefold.steps import rule_step
+from wavefold.tracking import flatten, live, summaries
+from wavefold.tracking.after import training_tags
 from wavefold.training import checkpoint, data, inference, loop, outputs
 
 with rule_step(snakemake, "train") as log, DeviceLease():
@@ -67,5 +69,14 @@ with rule_step(snakemake, "train") as log, DeviceLease():
         train_settings.fingerprint(), fold_data.fingerprint(), str(seed), str(shifts), files=inputs
     )
     paths = outputs.JobPaths(Path(out.model), Path(out.oof), Path(out.curve), Path(out.metrics), Path(p.checkpoint))
-    result = loop.train_fold(fold_data, train_settings, seed, paths, device, fold, identity, shifts)
-    log.info("done: %s", result)
+    # Live in MLflow: each epoch as it ends; FAILED if the job fails; a resumed job goes on in the same run.
+    run_name, tags = f"round{round_}/{wc.model}/fold{fold}", training_tags(round_, wc.model, fold, train_settings.architecture)
+    with live.tracked(live.Context.of(snakemake), run_name, tags, flatten(p.settings),
+                      paths.checkpoint.with_name("mlflow-run.txt"), identity) as run:  # fmt: skip
+        result = loop.train_fold(fold_data, train_settings, seed, paths, device, fold, identity, shifts, run.epoch)
+        competition = competitions.get(p.competition)
+        truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
+        score = summaries.fold_score(competition, pd.read_csv(out.oof), truth)
+        run.log(summaries.job_summary(competition, pd.read_csv(out.metrics), pd.read_csv(out.curve), score),
+                artifacts=[out.model, out.curve, out.metrics], outputs=[out.curve, out.metrics])  # fmt: skip
+    log.info("done: %s; fold %s %.4f", result, competition.metric_name, score)

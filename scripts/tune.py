@@ -10,8 +10,9 @@ import torch
 
 from wavefold import competitions, tuning
 from wavefold.devices import DeviceLease, pick_device
-from wavefold.steps import rule_step
 from wavefold.settings.training import job_seed
+from wavefold.steps import rule_step
+from wavefold.tracking import flatten, live
 from wavefold.training import data, loop, outputs
 
 with rule_step(snakemake, "tune") as log, DeviceLease():
@@ -40,18 +41,29 @@ with rule_step(snakemake, "tune") as log, DeviceLease():
     )
     fold_data = tuning.subset_training_side(fold_data, folds["group"], p.train_share, seed)
 
-    def objective(values: dict) -> float:
+    name = tuning.study_name(p.model, p.settings, p.space, proxy)
+    score = "lwlrap" if fold_data.space.multi_label else "accuracy"  # what train_fold scores a fold by
+
+    def objective(values: dict, number: int) -> float:
         trial_settings = tuning.trial_settings(p.settings, values, p.epochs)
-        with tempfile.TemporaryDirectory(prefix="wavefold-tune-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="wavefold-tune-") as scratch, \
+                live.nested(study_run, f"tune/{p.model}/trial{number}", {"wavefold.kind": "trial",
+                            "wavefold.trial": str(number)}, flatten(values)) as trial_run:  # fmt: skip
             scratch = Path(scratch)
             paths = outputs.JobPaths(*(scratch / n for n in ("model.pt", "oof.csv", "curve.csv", "metrics.csv")),
                                      scratch / "checkpoint" / "last.pt")  # fmt: skip
-            result = loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, identity="tune")
+            result = loop.train_fold(fold_data, trial_settings, seed, paths, device, p.fold, "tune",
+                                     on_epoch=trial_run.epoch)  # fmt: skip
+            trial_run.log({f"fold_{score}": result["fold_score"]})
             return result["fold_score"]  # the held-out fold's accuracy (multi-label: lwlrap)
 
-    name = tuning.study_name(p.model, p.settings, p.space, proxy)
     study = tuning.open_study(Path(p.storage), name, p.seed)
-    ran = tuning.run_study(study, dimensions, objective, p.trials)
+    study_tags = {"wavefold.kind": "tune", "wavefold.model": p.model, "wavefold.study": name}
+    with live.tracked(live.Context.of(snakemake), f"tune/{p.model}", study_tags,
+                      flatten({**proxy, "trials": p.trials, "space": p.space})) as study_run:  # fmt: skip
+        ran = tuning.run_study(study, dimensions, objective, p.trials)
+        if any(t.value is not None for t in study.trials):
+            study_run.log({f"best_fold_{score}": study.best_value})
     table = tuning.trials_table(study)
     table.to_csv(out.trials, index=False)
     Path(out.best).write_text(tuning.best_fragment(study, p.model, proxy))

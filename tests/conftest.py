@@ -90,9 +90,10 @@ def edited(relative: str, old: str | None = None, new: str | None = None):
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
-def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
-              timeout: int = 900, repo: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
-    """Run the real snakemake on the session's workflow copy (or ``repo``) in ``workdir``; output is captured.
+def snakemake_command(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
+                      repo: Path | None = None) -> tuple[list[str], dict]:  # fmt: skip
+    """The real snakemake's command line and environment for the session's workflow copy (or ``repo``)
+    in ``workdir``.
 
     ``config`` is written to a file laid over config/config.yaml (``--config`` would pass nested
     numbers as strings).
@@ -111,7 +112,22 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict |
     ]  # fmt: skip
     environment = dict(os.environ if env is None else env)
     environment["PATH"] = f"{Path(sys.executable).parent}:{environment.get('PATH', '')}"
+    return command, environment
+
+
+def snakemake(workdir: Path, *args: str, config: dict | None = None, env: dict | None = None,
+              timeout: int = 900, repo: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run the real snakemake (:func:`snakemake_command`); its output is captured."""
+    command, environment = snakemake_command(workdir, *args, config=config, env=env, repo=repo)
     return subprocess.run(command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def snakemake_started(workdir: Path, *args: str, config: dict | None = None, output: Path) -> subprocess.Popen:
+    """The real snakemake (:func:`snakemake_command`) started in the background, its output written to
+    ``output`` (a pipe nobody reads while the test polls would fill and stop it)."""
+    command, environment = snakemake_command(workdir, *args, config=config)
+    with open(output, "w") as sink:
+        return subprocess.Popen(command, cwd=workdir, env=environment, stdout=sink, stderr=subprocess.STDOUT)
 
 
 def finished_run(workdir: Path, config: dict, *targets: str, timeout: int = 1500) -> Path:

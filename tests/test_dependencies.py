@@ -29,5 +29,9 @@ def test_a_scripts_modules_follow_its_imports():
     # A script that loads no competition does not depend on one.
     averaging = names(dependencies.script_modules(SCRIPTS / "average_folds.py", SPEECH))
     assert not any("competitions" in n for n in averaging)
+    # How a job is tracked changes none of its files: editing the tracking re-runs only the track rule.
+    assert not any(n.startswith("tracking/") for n in train | blend)
+    track = names(dependencies.script_modules(SCRIPTS / "track.py", SPEECH, observers=True))
+    assert {"tracking/live.py", "tracking/after.py", "tracking/store.py"} <= track
     # cv_table scores in the competition's metric: it loads the competition.
     assert "competitions/tensorflow_speech.py" in names(dependencies.script_modules(SCRIPTS / "cv_table.py", SPEECH))

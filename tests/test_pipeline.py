@@ -330,33 +330,50 @@ def test_provenance_and_the_demos_manifest_name_the_espeak_ng_that_spoke_it(pipe
     assert f"espeak-ng {version}" in (pipeline / "results/provenance/system.txt").read_text()
 
 
-def test_every_training_job_and_blend_is_in_the_mlflow_store(pipeline):
+def test_every_job_logged_itself_live_under_the_invocations_run(pipeline):
+    """Each training job's run: FINISHED, under the invocation's parent, its settings, each epoch
+    stamped when it ended (the after-the-fact writer gives every epoch one time), its fold accuracy
+    and files. The blends and the parent's CV and hidden score; the track rule found every job logged."""
     from mlflow.tracking import MlflowClient
 
     runs = pd.read_csv(pipeline / "results/tracking/mlflow_runs.csv")
     assert sorted(runs["kind"].value_counts().items()) == [("blend", 2), ("training", 8), ("workflow", 1)]
+    assert set(runs.loc[runs["kind"] != "workflow", "logged"]) == {"live or before"}  # none left to the track rule
     client = MlflowClient(tracking_uri=f"sqlite:///{pipeline}/mlruns/mlflow.db")
     experiment = client.get_experiment_by_name("wavefold")
     stored = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(stored) == set(runs["name"])
-    epochs = str(CONFIG["training"]["defaults"]["epochs"])
+    workflow = client.get_run(runs.loc[runs["kind"] == "workflow", "run_id"].item())
+    assert workflow.info.status == "FINISHED"  # ended by the Snakefile's onsuccess
+    assert len(stored) == 11 and workflow.data.tags["wavefold.invocation"]
+    epochs = CONFIG["training"]["defaults"]["epochs"]
+    truth = truth_of(pipeline)
     for round_ in (1, 2):
         for model in MODELS:
             for fold in (0, 1):
                 run = stored[f"round{round_}/{model}/fold{fold}"]
+                assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == workflow.info.run_id
                 folder = pipeline / f"results/train/round{round_}/{model}/fold{fold}"
-                accuracy = pd.read_csv(folder / "metrics.csv").set_index("label").loc["all", "recall"]
-                assert run.data.metrics["oof_accuracy"] == pytest.approx(accuracy)
-                assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == epochs
-                history = [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")]
-                assert history == pytest.approx(pd.read_csv(folder / "curve.csv")["val_loss"].tolist())
-    for round_ in (1, 2):  # each round's blend run holds its shift check
+                oof = pd.read_csv(folder / "oof.csv").set_index("id")
+                accuracy = (oof[list(LABELS)].idxmax(axis=1) == truth.loc[oof.index, "label"]).mean()
+                assert run.data.metrics["fold_accuracy"] == pytest.approx(accuracy)
+                assert run.data.params["batch_size"] == "32" and run.data.params["epochs"] == str(epochs)
+                points = sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)
+                assert [m.value for m in points] == pytest.approx(pd.read_csv(folder / "curve.csv")["val_loss"].tolist())
+                stamps = [m.timestamp for m in points]
+                assert run.info.start_time <= stamps[0] and stamps == sorted(set(stamps)) and stamps[-1] <= run.info.end_time
+                assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"model.pt", "curve.csv", "metrics.csv"}
+    for round_ in (1, 2):  # each round's blend run holds its shift check, and started after its round's training
         check = pd.read_csv(pipeline / f"results/blend/round{round_}/shift.csv").iloc[0]
-        assert stored[f"round{round_}/blend"].data.metrics["shift.ratio"] == pytest.approx(check["ratio"])
-    workflow = stored[runs.loc[runs["kind"] == "workflow", "name"].item()]
+        blend_run = stored[f"round{round_}/blend"]
+        assert blend_run.data.metrics["shift.ratio"] == pytest.approx(check["ratio"])
+        trained = max(stored[f"round{round_}/{m}/fold{f}"].info.end_time for m in MODELS for f in (0, 1))
+        assert blend_run.info.start_time >= trained
     hidden = pd.read_csv(pipeline / "results/submission/local_scores.csv")
-    final = hidden[hidden["predictions"].str.endswith("(submitted)")]["hidden"].item()
-    assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(final)
+    final = hidden[hidden["predictions"].str.endswith("(submitted)")]
+    assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(final["hidden"].item())
+    chosen = pd.read_csv(pipeline / "results/final/rounds.csv").query("chosen")
+    assert workflow.data.tags["wavefold.final_round"] == str(chosen["round"].item())
+    assert "submission.csv" in {a.path for a in client.list_artifacts(workflow.info.run_id)}
 
 
 def test_a_teammates_tables_join_the_blend_and_a_malformed_one_is_refused(pipeline, tmp_path):
@@ -412,6 +429,19 @@ def test_tune_runs_trials_resumes_and_writes_settings_the_dag_takes(pipeline, tm
     assert len(trials) == 3 and (trials["state"] == "COMPLETE").all()
     pd.testing.assert_frame_equal(trials.iloc[:2].drop(columns="seconds"), first.drop(columns="seconds"))
     assert trials["lr"].nunique() == 3
+    # Each trial logged as it ran: a run under its study's, its settings, its score, its curve.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("wavefold").experiment_id
+    logged = {r.info.run_name: r for r in client.search_runs([experiment], "tags.`wavefold.kind` = 'trial'")}
+    assert sorted(logged) == [f"tune/matchboxnet/trial{n}" for n in range(3)]
+    for row in trials.itertuples():
+        run = logged[f"tune/matchboxnet/trial{row.trial}"]
+        assert run.info.status == "FINISHED" and run.data.metrics["fold_accuracy"] == pytest.approx(row.accuracy)
+        assert float(run.data.params["lr"]) == pytest.approx(row.lr)
+        assert client.get_run(run.data.tags["mlflow.parentRunId"]).info.run_name == "tune/matchboxnet"
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 1  # its one epoch
 
     best = trials.loc[trials["accuracy"].idxmax()]
     fragment = workdir / "results/tune/best.yaml"

@@ -62,7 +62,7 @@ def test_a_larger_budget_resumes_the_study_with_new_points(tmp_path):
                               SETTINGS)  # fmt: skip
     seen = []
 
-    def objective(values):
+    def objective(values, number):
         seen.append(values)
         return -abs(np.log10(values["lr"]) + 2.5)
 

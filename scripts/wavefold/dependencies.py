@@ -10,6 +10,10 @@ Two registries load modules by name, which imports cannot show. Architectures: t
 every ``architectures/<name>.py``, but a model runs only its own, so that editing one architecture
 re-trains only the models built on it (:func:`model_modules`). Competitions: a script that loads
 one runs the selected competition's module only (``competition`` of :func:`script_modules`).
+
+The tracking package (:data:`OBSERVERS`) reports what a job does to MLflow and changes none of its
+files: it is left out of every rule's code but the ``track`` rule's, so that editing how jobs are
+tracked re-trains nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ PACKAGE = "wavefold"
 ROOT = Path(__file__).resolve().parent  # scripts/wavefold
 ARCHITECTURES = frozenset(declared().values())  # one module each (wavefold.architectures finds them)
 COMPETITIONS = ROOT / "competitions" / "__init__.py"
+OBSERVERS = ROOT / "tracking"
 
 
 def _module_file(dotted: str) -> Path | None:
@@ -74,12 +79,14 @@ def _imported(path: Path) -> set[Path]:
 
 
 @lru_cache(maxsize=None)
-def _closure(start: Path, skip_architectures: bool) -> frozenset[Path]:
+def _closure(start: Path, skip_architectures: bool, skip_observers: bool = True) -> frozenset[Path]:
     seen, todo = set(), [start]
     while todo:
         path = todo.pop()
         for module in _imported(path):
             if skip_architectures and module in ARCHITECTURES:
+                continue
+            if skip_observers and module.is_relative_to(OBSERVERS):
                 continue
             if module not in seen:
                 seen.add(module)
@@ -94,10 +101,12 @@ def _with_competition(modules: frozenset[Path], competition: str | Path | None) 
     return modules | {own} | _closure(own, True)
 
 
-def script_modules(script: str | Path, competition: str | Path | None = None) -> list[str]:
+def script_modules(script: str | Path, competition: str | Path | None = None, observers: bool = False) -> list[str]:
     """Every package module ``script`` runs, sorted, as paths (the rule's ``code`` input); with the
-    module file of the ``competition`` it loads, if it loads one."""
-    return sorted(str(p) for p in _with_competition(_closure(Path(script).resolve(), True), competition))
+    module file of the ``competition`` it loads, if it loads one; the tracking modules only if
+    ``observers`` (the rule whose outputs are the tracking)."""
+    modules = _closure(Path(script).resolve(), True, not observers)
+    return sorted(str(p) for p in _with_competition(modules, competition))
 
 
 def model_modules(script: str | Path, architecture: str, competition: str | Path | None = None) -> list[str]:

@@ -182,7 +182,7 @@ def finished(study) -> list:
 def run_study(study, dimensions: list[Dimension], objective, budget: int) -> int:
     """Run trials until ``budget`` trials have finished (completed or failed); returns how many ran now.
 
-    ``objective(values) -> accuracy``. A trial that fails (bad combination, out of memory) is
+    ``objective(values, trial_number) -> accuracy``. A trial that fails (bad combination, out of memory) is
     recorded as failed with its error, and the search goes on."""
     done = len(finished(study))
     remaining = max(0, budget - done)
@@ -195,7 +195,7 @@ def run_study(study, dimensions: list[Dimension], objective, budget: int) -> int
 
     def optuna_objective(trial):
         values = {d.path: d.suggest(trial) for d in dimensions}
-        accuracy = objective(values)
+        accuracy = objective(values, trial.number)
         log.info("trial %d: accuracy %.4f with %s", trial.number, accuracy, values)
         return accuracy
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,12 +79,16 @@ def train_fold(
     fold: int,
     identity: str,
     shifts: tuple[int, ...] = (0,),
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train, choose the epoch (``settings.epoch_selection``), write the outputs, remove the checkpoint.
 
     ``identity`` names this job's inputs, code and settings (:func:`.checkpoint.job_identity`): only
     a checkpoint of the same identity is resumed. ``shifts`` are the TTA shifts of the OOF pass.
+    ``on_epoch`` is given each learning-curve row once the epoch's checkpoint is written (live
+    tracking), the rows of a resumed checkpoint first.
     """
+    on_epoch = on_epoch or (lambda row: None)
     augment_settings = AugmentSettings.from_config(settings.augment)
     selection = settings.epoch_selection
     if selection == "fold":
@@ -136,6 +141,8 @@ def train_fold(
         start_epoch, best, curve, best_state, stale = (
             state[k] for k in ("epoch", "best", "curve", "best_state", "stale")
         )
+        for row in curve:
+            on_epoch(row)
 
     if multi_label:
         loss_function = MultiLabelLoss(settings.label_smoothing)
@@ -255,6 +262,7 @@ def train_fold(
                 "scaler": scaler.state_dict(),
             }
         )
+        on_epoch(row)
 
     if ema is not None:  # from here on, the model is its moving average
         model.load_state_dict(kept.state_dict())
