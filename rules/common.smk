@@ -14,7 +14,7 @@ PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 sys.path.insert(0, str(PACKAGE.parent))
 # The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
 from wavefold import competitions, dependencies, rounds  # noqa: E402
-from wavefold.blend import NOT_FIT_SETTINGS  # noqa: E402
+from wavefold.blend import NOT_FIT_SETTINGS, BlendSettings  # noqa: E402
 from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
@@ -149,6 +149,7 @@ def settings_problems():
     unknown = [name for name in MODELS if name not in TRAINING["models"]]
     if unknown:
         problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
+    problems += check(BlendSettings, {k: v for k, v in BLEND.items() if k not in NOT_FIT_SETTINGS}, "blend")
     methods = ["auto", *BLEND["candidates"], *MODELS, *BLEND["external"]]
     if BLEND["method"] not in methods:
         problems.append(f"blend.method: {BLEND['method']!r} is not one of {', '.join(methods)}")

@@ -28,13 +28,14 @@ def oof():
 
 def test_every_candidate_is_scored_and_the_blend_beats_the_best_single_model(oof):
     P, y, folds = oof
-    result = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :100], blend.BlendSettings())
+    result = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P[:, :100]), blend.BlendSettings())
     table = result.candidates.set_index("candidate")
     assert set(table.index) == {"a", "b", "c", "mean", "logloss", "accuracy", "stacking", "final"}
     # The final row: the chosen blend's OOF labelled as the test is (argmax, or the label mix matched).
     assert table.loc["final", "kind"] == "final" and not table.loc["final", "chosen"]
     assert table.loc["final", "accuracy"] == table.loc[result.chosen, "accuracy"]
-    matching = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :100], blend.BlendSettings(match_mix=True))
+    matching = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P[:, :100]),
+                               blend.BlendSettings(match_mix=True))  # fmt: skip
     matched = blend.match_label_mix(matching.oof)[0]
     final = matching.candidates.set_index("candidate").loc["final", "accuracy"]
     assert final == pytest.approx(blend.accuracy(matched, y)) and final != blend.accuracy(matching.oof, y)
@@ -51,10 +52,10 @@ def test_a_useless_model_gets_little_weight_and_a_lone_model_is_its_own_blend(oo
     P, y, folds = oof
     rng = np.random.default_rng(1)
     useless = blend.scale_temperature(rng.normal(0, 1, (len(y), C)), 1.0, logs=True)
-    result = blend.fit_blend(["a", "b", "noise"], np.stack([P[0], P[1], useless]), y, folds, P[:, :10],
+    result = blend.fit_blend(blend.Predictions(["a", "b", "noise"], np.stack([P[0], P[1], useless]), y, folds, P[:, :10]),
                              blend.BlendSettings())  # fmt: skip
     assert result.weights.set_index("model").loc["noise", "logloss"] < 0.1
-    alone = blend.fit_blend(["a"], P[:1], y, folds, P[:1, :10], blend.BlendSettings())
+    alone = blend.fit_blend(blend.Predictions(["a"], P[:1], y, folds, P[:1, :10]), blend.BlendSettings())
     assert alone.chosen == "a" and list(alone.candidates["candidate"]) == ["a", "final"]
 
 
@@ -109,7 +110,8 @@ def test_pure_noise_models_blend_to_chance_where_an_in_sample_fit_would_not():
     y = rng.integers(0, C, 600)
     folds = np.arange(len(y)) % 5
     P = np.stack([blend.scale_temperature(rng.normal(0, 1, (len(y), C)), 1.0, logs=True) for _ in range(8)])
-    result = blend.fit_blend([f"noise{i}" for i in range(8)], P, y, folds, P[:, :10], blend.BlendSettings())
+    result = blend.fit_blend(blend.Predictions([f"noise{i}" for i in range(8)], P, y, folds, P[:, :10]),
+                             blend.BlendSettings())  # fmt: skip
     fitted = result.candidates.set_index("candidate").loc[["logloss", "accuracy", "stacking"], "accuracy"]
     chance, spread = 1 / C, 3 * np.sqrt((1 / C) * (1 - 1 / C) / len(y))
     assert (fitted < chance + spread).all(), fitted
@@ -124,10 +126,12 @@ def test_a_folds_blend_is_fitted_without_that_folds_rows(oof):
     rng = np.random.default_rng(5)
     fold_tests = {k: P[:, :50] * rng.uniform(0.5, 1.5, (3, 50, 1)) for k in range(5)}
     settings = blend.BlendSettings(method="logloss")
-    before = blend.fit_blend(["a", "b", "c"], P, y, folds, P[:, :50], settings, fold_tests)
+    before = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P[:, :50], fold_tests=fold_tests),
+                             settings)  # fmt: skip
     y_changed = y.copy()
     y_changed[folds == 2] = rng.integers(0, C, (folds == 2).sum())  # fold 2's labels scrambled
-    after = blend.fit_blend(["a", "b", "c"], P, y_changed, folds, P[:, :50], settings, fold_tests)
+    after = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y_changed, folds, P[:, :50], fold_tests=fold_tests),
+                            settings)  # fmt: skip
     np.testing.assert_allclose(after.fold_tests[2], before.fold_tests[2])
     assert not np.allclose(after.fold_tests[0], before.fold_tests[0])
     assert not np.allclose(before.fold_tests[0], before.fold_tests[1])  # each fold its own models' predictions
@@ -144,14 +148,15 @@ def test_em_can_start_from_the_prior_the_models_were_trained_under():
     y_test = rng.choice(C, size=4000, p=test_prior)
     scores = rng.normal(0, 1, (len(y_test), C))
     scores[np.arange(len(y_test)), y_test] += 1.5
-    posteriors = blend._normalise(np.exp(1.5 * scores) * trained)  # Bayes posteriors under the training mix
+    posteriors = blend.normalise(np.exp(1.5 * scores) * trained)  # Bayes posteriors under the training mix
     y_oof = rng.choice(C, size=3000, p=test_prior)  # OOF that happens to have the test's mix
     folds = np.arange(len(y_oof)) % 3
     oof_scores = rng.normal(0, 1, (len(y_oof), C))
     oof_scores[np.arange(len(y_oof)), y_oof] += 1.5
-    P_oof = blend._normalise(np.exp(1.5 * oof_scores) * trained)[None]
+    P_oof = blend.normalise(np.exp(1.5 * oof_scores) * trained)[None]
     settings = blend.BlendSettings(prior_correction="em", em_start="trained", temperature=False, em_max_ratio=8.0)
-    result = blend.fit_blend(["m"], P_oof, y_oof, folds, posteriors[None], settings, trained_priors={"m": trained})
+    result = blend.fit_blend(blend.Predictions(["m"], P_oof, y_oof, folds, posteriors[None], trained_priors={"m": trained}),
+                             settings)  # fmt: skip
     np.testing.assert_allclose(result.reference_prior, trained)
     assert result.test_prior[LABELS.index("unknown")] == pytest.approx(0.5, abs=0.08)
     assert blend.accuracy(result.test, y_test) > blend.accuracy(posteriors, y_test) + 0.02
@@ -165,7 +170,7 @@ def test_bounded_prior_stays_within_its_ratio_and_sums_to_one():
     assert bounded.sum() == pytest.approx(1.0)
     assert bounded[LABELS.index("unknown")] == pytest.approx(3 / C)
     assert (bounded >= reference / 3 - 1e-9).all() and (bounded <= reference * 3 + 1e-9).all()
-    inside = blend._normalise(reference * np.linspace(0.6, 1.5, C))
+    inside = blend.normalise(reference * np.linspace(0.6, 1.5, C))
     np.testing.assert_allclose(blend.bound_prior(inside, reference, 3.0), inside)
 
 
@@ -182,7 +187,7 @@ def test_bounded_em_holds_back_where_unfamiliar_audio_looks_unknown():
     scores[np.arange(len(y)), y] += 2.0
     unfamiliar = (y < 10) & (rng.random(len(y)) < 0.5)
     scores[unfamiliar, LABELS.index("unknown")] += 2.2  # unfamiliar audio: the unknown logit rises
-    posteriors = blend._normalise(np.exp(scores))
+    posteriors = blend.normalise(np.exp(scores))
     unknown = LABELS.index("unknown")
     free_adjusted, free_prior = blend.em_prior(posteriors, trained)
     held_adjusted, held_prior = blend.em_prior(posteriors, trained, max_ratio=3.0)
@@ -222,7 +227,7 @@ def test_calibrated_em_recovers_the_test_mix_where_the_models_own_prior_misleads
     def predictions(y):
         scores = rng.normal(0, 1, (len(y), C))
         scores[np.arange(len(y)), y] += 2.0
-        return blend._normalise(np.exp(2.0 * scores + lean))
+        return blend.normalise(np.exp(2.0 * scores + lean))
 
     y_oof = rng.choice(C, size=6000, p=oof_mix)
     y_test = rng.choice(C, size=6000, p=test_mix)
@@ -232,7 +237,8 @@ def test_calibrated_em_recovers_the_test_mix_where_the_models_own_prior_misleads
     estimate = {}
     for start in ("trained", "calibrated"):
         settings = blend.BlendSettings(prior_correction="em", em_start=start, em_max_ratio=1e6, temperature=False)
-        estimate[start] = blend.fit_blend(["m"], P_oof, y_oof, folds, P_test, settings, trained_priors=trained)
+        estimate[start] = blend.fit_blend(blend.Predictions(["m"], P_oof, y_oof, folds, P_test, trained_priors=trained),
+                                          settings)  # fmt: skip
     assert estimate["calibrated"].reference_prior[unknown] == pytest.approx(0.6, abs=0.02)  # the OOF mix
     assert estimate["calibrated"].test_prior[unknown] == pytest.approx(0.3, abs=0.04)
     assert abs(estimate["trained"].test_prior[unknown] - 0.3) > 0.1
@@ -249,7 +255,7 @@ def flat_unfamiliar_posteriors(rng, n=4000):
     scores = rng.normal(0, 0.3, (n, C))
     scores[np.arange(n), y] += 1.0
     scores[:, unknown] += np.where(y == unknown, 1.5, 1.0)
-    return blend._normalise(np.exp(scores)), y, unknown
+    return blend.normalise(np.exp(scores)), y, unknown
 
 
 def test_matching_the_label_mix_undoes_the_argmax_rush_to_unknown():
@@ -279,9 +285,10 @@ def test_the_blend_matches_its_test_tables_and_the_fold_wise_ones_alike(oof):
     P_test = np.stack([P_test] * 3)
     fold_tests = {int(k): P_test for k in np.unique(folds)}
     settings = blend.BlendSettings(method="mean", match_mix=True)
-    on = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, settings, fold_tests, labels=LABELS)
-    off = blend.fit_blend(["a", "b", "c"], P, y, folds, P_test, blend.BlendSettings(method="mean", match_mix=False),
-                          fold_tests)  # fmt: skip
+    on = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P_test, fold_tests=fold_tests, labels=LABELS),
+                         settings)  # fmt: skip
+    off = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P_test, fold_tests=fold_tests),
+                          blend.BlendSettings(method="mean", match_mix=False))  # fmt: skip
     assert (off.test.argmax(1) == unknown).mean() > 0.5
     assert (on.test.argmax(1) == unknown).mean() < 0.35
     for k, table in on.fold_tests.items():  # pseudo-labels are made by the same rule as the submission
@@ -319,15 +326,17 @@ def test_choosing_by_balanced_accuracy_holds_up_on_a_test_mix_unlike_the_oof_row
     skills = (0.8, 1.0)  # weak models, as under a shift: the stacker's lean to unknown costs the most
     P = np.stack([noisy_model(y, rng, s) for s in skills])
     P_test = np.stack([noisy_model(y_test, rng, s) for s in skills])
-    by_accuracy = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="accuracy"))
-    by_balanced = blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="balanced_accuracy"))
+    by_accuracy = blend.fit_blend(blend.Predictions(["a", "b"], P, y, folds, P_test),
+                                  blend.BlendSettings(choose_by="accuracy"))  # fmt: skip
+    by_balanced = blend.fit_blend(blend.Predictions(["a", "b"], P, y, folds, P_test),
+                                  blend.BlendSettings(choose_by="balanced_accuracy"))  # fmt: skip
     assert by_accuracy.chosen == "stacking"  # the failure: CV accuracy rewards the lean
     assert by_balanced.chosen != "stacking" and "balanced_accuracy" in by_balanced.reason
     table = by_balanced.candidates.set_index("candidate")
     assert table.loc[by_balanced.chosen, "balanced_accuracy"] >= table.loc["stacking", "balanced_accuracy"]
     assert blend.accuracy(by_balanced.test, y_test) > blend.accuracy(by_accuracy.test, y_test) + 0.02
     with pytest.raises(blend.BlendError, match="blend.choose_by"):
-        blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by="f1"))
+        blend.fit_blend(blend.Predictions(["a", "b"], P, y, folds, P_test), blend.BlendSettings(choose_by="f1"))
 
 
 def _unfamiliar_model(y, rng, skill, pull_to_unknown):
@@ -355,7 +364,8 @@ def test_the_shift_check_tells_an_unfamiliar_test_set_from_another_mix_and_auto_
     P_unfamiliar = np.stack([_unfamiliar_model(y_unfamiliar, rng, s, 1.0) for s in (1.0, 1.3)])
 
     def fit(P_test, choose_by):
-        return blend.fit_blend(["a", "b"], P, y, folds, P_test, blend.BlendSettings(choose_by=choose_by))
+        return blend.fit_blend(blend.Predictions(["a", "b"], P, y, folds, P_test),
+                               blend.BlendSettings(choose_by=choose_by))  # fmt: skip
 
     same = fit(P_mix, "auto")
     assert not same.shift.shifted and same.shift.ratio == pytest.approx(1.0, abs=0.05)
@@ -384,7 +394,8 @@ def test_the_shift_check_does_not_judge_models_that_disagree_on_most_oof_rows():
     assert 0.6 < check.disagreement_oof and check.ratio > 1.25  # as the tiny demo's first epoch made them
     assert not check.conclusive and not check.shifted and "inconclusive" in check.describe()
     assert (
-        blend.fit_blend(["a", "b"], P, y, np.arange(len(y)) % 3, P_test, blend.BlendSettings()).chosen_by == "accuracy"
+        blend.fit_blend(blend.Predictions(["a", "b"], P, y, np.arange(len(y)) % 3, P_test),
+                        blend.BlendSettings()).chosen_by == "accuracy"  # fmt: skip
     )
 
 
@@ -392,7 +403,7 @@ def test_the_shift_check_needs_two_models():
     rng = np.random.default_rng(6)
     y = _mix(rng, 600, 0.6)
     P = noisy_model(y, rng, 2.0)[None]
-    lone = blend.fit_blend(["a"], P, y, np.arange(len(y)) % 3, P, blend.BlendSettings())
+    lone = blend.fit_blend(blend.Predictions(["a"], P, y, np.arange(len(y)) % 3, P), blend.BlendSettings())
     assert not lone.shift.shifted and lone.chosen_by == "accuracy" and "needs two models" in lone.shift.describe()
 
 
@@ -413,10 +424,11 @@ def test_a_folds_pseudo_label_blend_is_chosen_and_corrected_without_that_folds_l
     fold_tests = {k: P[:, :80] * rng.uniform(0.5, 1.5, (3, 80, 1)) for k in range(n_folds)}
     trained = {name: np.full(C, 1 / C) for name in "abc"}
     settings = blend.BlendSettings(prior_correction="em", em_start=em_start)
-    before = blend.fit_blend(list("abc"), P, y, folds, P[:, :80], settings, fold_tests, trained)
+    before = blend.fit_blend(blend.Predictions(list("abc"), P, y, folds, P[:, :80], fold_tests, trained), settings)
     y_scrambled = y.copy()
     y_scrambled[folds == 0] = np.roll(y[folds == 0], 1)  # fold 0's labels, each moved to another row
-    after = blend.fit_blend(list("abc"), P, y_scrambled, folds, P[:, :80], settings, fold_tests, trained)
+    after = blend.fit_blend(blend.Predictions(list("abc"), P, y_scrambled, folds, P[:, :80], fold_tests, trained),
+                            settings)  # fmt: skip
     np.testing.assert_allclose(after.fold_tests[0], before.fold_tests[0], rtol=1e-9, atol=1e-12)
     assert before.chosen != after.chosen or not np.allclose(before.test, after.test)  # the all-folds blend moved
     assert not np.allclose(after.fold_tests[1], before.fold_tests[1])  # fold 1's table uses fold 0's rows
@@ -424,3 +436,30 @@ def test_a_folds_pseudo_label_blend_is_chosen_and_corrected_without_that_folds_l
     if n_folds == 2:
         assert "left out: one other fold cannot cross-validate them" in before.fold_choices[0]
         assert before.fold_choices[0].split(":")[0] in ("a", "b", "c", "mean")
+
+
+def test_a_candidate_registered_once_is_allowed_fitted_scored_and_ranked_by_its_complexity(oof, monkeypatch):
+    """The registry is the one place a candidate is declared: a new one (the median of the models,
+    fitting nothing) is then a valid setting, cross-validated and scored like the others, and ``auto``
+    ranks it by its declared complexity; the multi-label policy follows its declaration."""
+    from wavefold.blend.candidates import REGISTRY, Candidate
+    from wavefold.settings import check
+
+    median = Candidate("median", 0, lambda P, y, settings: None, lambda state, P, single_label: blend.normalise(
+        np.median(P, 0)), fits=False, weights=False, single_label_only="a stand-in reason")  # fmt: skip
+    monkeypatch.setitem(REGISTRY, "median", median)
+    assert check(blend.BlendSettings, {"candidates": ["median", "mean"]}, "blend") == []
+    assert check(blend.BlendSettings, {"candidates": ["mode"]}, "blend")  # what is not registered is refused
+    P, y, folds = oof
+    result = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P[:, :50]),
+                             blend.BlendSettings(candidates=("median", "logloss")))  # fmt: skip
+    table = result.candidates.set_index("candidate")
+    assert table.loc["median", "kind"] == "blend" and "median" not in result.weights.columns
+    assert np.allclose(result.candidate_tests["median"], blend.normalise(np.median(P[:, :50], 0)))
+    # Complexity 0, below every model and weights: with no noise allowed it wins ties only; with a
+    # wide allowance, any candidate within it loses to the median.
+    wide = blend.fit_blend(blend.Predictions(["a", "b", "c"], P, y, folds, P[:, :50]),
+                           blend.BlendSettings(candidates=("median", "logloss"), choice_noise_se=1e6))  # fmt: skip
+    assert wide.chosen == "median"
+    kept = blend.multi_label_settings(blend.BlendSettings(candidates=("median", "mean")))
+    assert kept.candidates == ("mean",)

@@ -23,7 +23,7 @@ def test_a_scripts_modules_follow_its_imports():
     predict = names(dependencies.model_modules(SCRIPTS / "predict_test.py", "lenet", SPEECH))
     assert "training/classifier.py" in predict and "training/loop.py" not in predict
     blend = names(dependencies.script_modules(SCRIPTS / "blend.py", SPEECH))
-    assert {"blend.py", "competitions/tensorflow_speech.py", "steps.py", "errors.py"} <= blend
+    assert {"blend/fit.py", "blend/candidates.py", "competitions/tensorflow_speech.py", "steps.py", "errors.py"} <= blend
     assert "submit.py" not in blend
     assert "competitions/tensorflow_speech.py" in names(dependencies.script_modules(SCRIPTS / "folds.py", SPEECH))
     # A script that loads no competition does not depend on one.

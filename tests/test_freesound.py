@@ -79,9 +79,9 @@ def test_the_blend_ranks_by_map_at_3_where_the_competition_scores_by_it():
     P = np.stack([top1 / top1.sum(1, keepdims=True), top3 / top3.sum(1, keepdims=True)])
     folds = np.arange(n) % 3
     settings = blend.BlendSettings(candidates=(), choose_by="auto")
-    by_accuracy = blend.fit_blend(["top1", "top3"], P, y, folds, P[:, :50], settings)
-    by_map3 = blend.fit_blend(["top1", "top3"], P, y, folds, P[:, :50], settings,
-                              metric=blend.competition_metric(freesound()))  # fmt: skip
+    by_accuracy = blend.fit_blend(blend.Predictions(["top1", "top3"], P, y, folds, P[:, :50]), settings)
+    by_map3 = blend.fit_blend(blend.Predictions(["top1", "top3"], P, y, folds, P[:, :50]),
+                              settings, blend.competition_metric(freesound()))  # fmt: skip
     assert by_accuracy.chosen == "top1" and by_map3.chosen == "top3" and by_map3.chosen_by == "map3"
     table = by_map3.candidates.set_index("candidate")
     assert table.loc["top3", "map3"] > table.loc["top1", "map3"] and table.loc["top1", "accuracy"] > table.loc["top3", "accuracy"]

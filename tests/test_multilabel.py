@@ -181,8 +181,8 @@ def test_a_multi_label_blend_keeps_each_labels_probability_and_leaves_out_the_st
     weak = np.clip(y * 0.2 + rng.random((n, labels)) * 0.8, 0, 1)
     P = np.stack([good, weak])
     settings = blend.BlendSettings(candidates=("mean", "logloss", "accuracy", "stacking"), prior_correction="em")
-    result = blend.fit_blend(["good", "weak"], P, y, np.arange(n) % 4, P[:, :30], settings,
-                             metric=blend.competition_metric(fat2019()))  # fmt: skip
+    result = blend.fit_blend(blend.Predictions(["good", "weak"], P, y, np.arange(n) % 4, P[:, :30]),
+                             settings, blend.competition_metric(fat2019()))  # fmt: skip
     assert "stacking" not in set(result.candidates["candidate"])
     assert "stacking left out" in caplog.text and "prior_correction left out" in caplog.text
     weights = result.weights.set_index("model")["logloss"]

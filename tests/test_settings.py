@@ -3,7 +3,7 @@
 import re
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import pytest
@@ -98,6 +98,36 @@ def test_config_yaml_shows_the_dataclass_defaults():
     not_shown = set(defaults) - set(shown) - {"features", "augment"}
     # Set per model, or by the pseudo_label section:
     assert not_shown == {"architecture", "params", "pseudo_share", "pseudo_noise", "pseudo_soft"}
+
+
+#: Each settings dataclass and the config section whose schema fills its defaults.
+SECTIONS = {
+    "blend": "wavefold.blend.BlendSettings",
+    "pseudo_label": "wavefold.pseudo.PseudoSettings",
+    "tracking": "wavefold.tracking.TrackingSettings",
+    "offline_augment": "wavefold.offline_augment.OfflineSettings",
+}
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_the_schemas_defaults_are_the_dataclasses(section):
+    """The schema fills every key a user leaves out, the dataclass is what the job builds: the two must
+    give the same defaults (and the blend's candidates and ranking metrics are its registry's)."""
+    import importlib
+
+    from wavefold.blend import CHOOSE_BY, METHODS
+
+    module, name = SECTIONS[section].rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())["properties"][section]["properties"]
+    defaults = {f.name: f.default if f.default_factory is MISSING else f.default_factory() for f in fields(cls)}
+    for key, value in defaults.items():
+        assert key in schema, f"{section}.{key}: a setting the schema does not know"
+        shown = schema[key].get("default")
+        assert (list(value) if isinstance(value, tuple) else value) == shown, f"{section}.{key}: {value!r} vs {shown!r}"
+    if section == "blend":
+        assert tuple(schema["candidates"]["default"]) == METHODS and "enum" not in schema["candidates"]["items"]
+        assert "enum" not in schema["choose_by"] and set(CHOOSE_BY) == {"auto", "metric", "accuracy", "balanced_accuracy"}
 
 
 def test_checks_name_every_problem():

@@ -96,8 +96,11 @@ def check(cls, values, path: str) -> list[str]:
         if bound:
             problems.append(f"{where}: {value!r} {bound}")
         allowed = spec.metadata.get("choices")
-        if allowed is not None and value not in allowed():
-            problems.append(f"{where}: {value!r} is not one of {', '.join(sorted(allowed()))}")
+        items = value if isinstance(value, (list, tuple)) else [value]  # a list's items each
+        wrong = [item for item in items if allowed is not None and item not in allowed()]
+        if wrong:
+            what = f"{wrong[0]!r}" if wrong == [value] else f"{wrong} of {value!r}"
+            problems.append(f"{where}: {what} is not one of {', '.join(sorted(allowed()))}")
     return problems
 
 
