@@ -2,7 +2,6 @@
 # functions. No rules here.
 
 import os
-import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,11 +13,11 @@ PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 sys.path.insert(0, str(PACKAGE.parent))
 # The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
 from wavefold import competitions, dependencies, rounds  # noqa: E402
-from wavefold.blend import NOT_FIT_SETTINGS, BlendSettings  # noqa: E402
 from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
-from wavefold.settings import SettingsError, check, coerce_cli_strings  # noqa: E402
-from wavefold.settings.training import TrainSettings, resolved, training_problems  # noqa: E402
+from wavefold.settings import SettingsError, coerce_cli_strings  # noqa: E402
+from wavefold.settings import workflow as workflow_settings  # noqa: E402
+from wavefold.settings.training import resolved  # noqa: E402
 from wavefold.tracking import TrackingSettings  # noqa: E402
 from wavefold.tracking import live as live_tracking  # noqa: E402
 
@@ -105,67 +104,9 @@ ROUNDS = list(range(1, PSEUDO["rounds"] + 1))
 BLEND = config["blend"]
 
 
-def _merged(defaults, overrides):
-    merged = dict(defaults)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            value = {**merged[key], **value}
-        merged[key] = value
-    return merged
-
-
-def settings_problems():
-    """Every problem of the training and blend settings, each naming its key path. Checked when the
-    workflow is parsed, so that a typo fails in seconds, before any job runs."""
-    problems = [
-        p for p in check(TrainSettings, TRAINING["defaults"], "training.defaults") if not p.endswith("required")
-    ]
-    problems += training_problems(TRAINING["defaults"], "training.defaults")
-    for name, entry in TRAINING["models"].items():
-        path = f"training.models.{name}"
-        merged = _merged(TRAINING["defaults"], entry)
-        problems += check(TrainSettings, entry, path) if "architecture" in entry else [f"{path}.architecture: required"]
-        problems += training_problems(merged, path, own=entry)
-    for path, entry in [
-        ("training.defaults", TRAINING["defaults"]),
-        *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
-    ]:
-        for key in {"pseudo_share", "pseudo_noise", "pseudo_soft"} & set(entry):
-            problems.append(f"{path}.{key}: set by pseudo_label.share, .silence_as_noise and .soft, not here")
-    for path, entry in [
-        ("training.defaults", TRAINING["defaults"]),
-        *[(f"training.models.{n}", e) for n, e in TRAINING["models"].items()],
-    ]:
-        if "sample_rate" in (entry.get("features") or {}):  # one rate: the cache's, which the features read
-            problems.append(f"{path}.features.sample_rate: the features are computed at the audio cache's rate, "
-                            f"audio.sample_rate ({AUDIO['sample_rate']} Hz here): remove this key and set "
-                            "audio.sample_rate instead")  # fmt: skip
-        space = entry.get("label_space")
-        if space is not None and space not in COMPETITION_INFO.target_spaces:
-            problems.append(f"{path}.label_space: {space!r} is not one of {COMPETITION}'s label spaces "
-                            f"({', '.join(COMPETITION_INFO.target_spaces)})")  # fmt: skip
-        if entry.get("unknown_share") is not None and COMPETITION_INFO.catch_all_label is None:
-            problems.append(f"{path}.unknown_share: {COMPETITION} has no catch-all ('unknown') label; set it to null")
-    unknown = [name for name in MODELS if name not in TRAINING["models"]]
-    if unknown:
-        problems.append(f"training.run: {unknown} are not under training.models ({', '.join(TRAINING['models'])})")
-    problems += check(BlendSettings, {k: v for k, v in BLEND.items() if k not in NOT_FIT_SETTINGS}, "blend")
-    methods = ["auto", *BLEND["candidates"], *MODELS, *BLEND["external"]]
-    if BLEND["method"] not in methods:
-        problems.append(f"blend.method: {BLEND['method']!r} is not one of {', '.join(methods)}")
-    if BLEND["across_rounds"]:  # earlier rounds' models join a blend as <model>_round<q>
-        clash = [name for name in [*MODELS, *BLEND["external"]] if re.fullmatch(r".+_round\d+", name)]
-        if clash:
-            problems.append(f"training.run / blend.external: {clash} end in _round<q>, which is how "
-                            "blend.across_rounds names earlier rounds' models in a blend: rename them")  # fmt: skip
-    overlap = sorted(set(BLEND["external"]) & set(TRAINING["models"]))
-    if overlap:
-        problems.append(f"blend.external: {overlap} are also models under training.models: give a teammate's "
-                        "predictions a name of its own")  # fmt: skip
-    return problems
-
-
-_problems = settings_problems()
+# Every problem of the training and blend settings at once, each naming its key path: a typo fails
+# in seconds, before any job runs (wavefold.settings.workflow, unit-tested).
+_problems = workflow_settings.problems(config, COMPETITION_INFO, AUDIO["sample_rate"])
 if _problems:
     raise SettingsError("invalid settings:\n  - " + "\n  - ".join(_problems))
 
@@ -174,7 +115,7 @@ def get_model_settings(wildcards):
     """One model's complete training settings, as plain values: the params of its jobs, so that
     changing one model's settings re-trains that model only. The pseudo-label mix is a setting of
     rounds > 1 only, so changing it leaves round 1 alone."""
-    settings = _merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
+    settings = workflow_settings.merged(TRAINING["defaults"], TRAINING["models"][wildcards.model])
     # The mel filters and the augmentation's rooms and bands work at the rate the audio is cached at.
     settings["features"] = {**settings.get("features", {}), "sample_rate": AUDIO["sample_rate"]}
     if int(wildcards.round) > 1:
@@ -270,7 +211,7 @@ def get_blend_input(wildcards):
 def get_blend_settings():
     """What a blend is fitted by; the rest (final_round, across_rounds, external) is left out, so that
     changing it re-blends only what it changes."""
-    return {key: value for key, value in BLEND.items() if key not in NOT_FIT_SETTINGS}
+    return workflow_settings.blend_fit_settings(BLEND)
 
 
 def get_final_round_input(wildcards):

@@ -166,3 +166,53 @@ def test_any_epoch_count_and_data_size_has_a_schedule(scheduler, epochs, steps):
         schedule.step()
         rates.append(schedule.get_last_lr()[0])
     assert all(0 <= r <= 0.01 + 1e-12 for r in rates)
+
+
+# --------------------------------------------------------------------------- the whole config, as parsed
+def shipped_config() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_the_shipped_config_has_no_problems():
+    from wavefold import competitions
+    from wavefold.settings import workflow
+
+    config = shipped_config()
+    assert workflow.problems(config, competitions.get(config["competition"]), 16000) == []
+
+
+def test_what_one_section_asks_of_another_is_checked_and_named():
+    """The checks the schema cannot make, each failing alone with its key path and the fix."""
+    from wavefold import competitions
+    from wavefold.settings import workflow
+
+    speech, freesound = (competitions.get(slug) for slug in ("tensorflow-speech-recognition-challenge",
+                                                              "freesound-audio-tagging"))  # fmt: skip
+
+    def problems_of(edit, competition=speech):
+        config = shipped_config()
+        edit(config)
+        return workflow.problems(config, competition, 16000)
+
+    models = shipped_config()["training"]["models"]
+    cases = {
+        "training.run: ['res99'] are not under training.models": lambda c: c["training"]["run"].append("res99"),
+        "training.defaults.pseudo_share: set by pseudo_label.share": lambda c: c["training"]["defaults"].update(
+            pseudo_share=0.2),
+        "training.models.lenet.label_space: 'words99' is not one of tensorflow-speech-recognition-challenge's label "
+        "spaces (labels, words31)": lambda c: c["training"]["models"]["lenet"].update(label_space="words99"),
+        "blend.method: 'median' is not one of auto": lambda c: c["blend"].update(method="median"),
+        "blend.candidates: ['median'] of ['mean', 'median'] is not one of accuracy, logloss, mean, stacking":
+            lambda c: c["blend"].update(candidates=["mean", "median"]),
+        "end in _round<q>": lambda c: c["blend"]["external"].update({"alice_round2": {"oof": "a", "test": "b"}}),
+        f"blend.external: ['{next(iter(models))}'] are also models under training.models": lambda c: c["blend"][
+            "external"].update({next(iter(models)): {"oof": "a", "test": "b"}}),
+    }  # fmt: skip
+    for expected, edit in cases.items():
+        found = problems_of(edit)
+        assert len(found) == 1 and expected in found[0], (expected, found)
+    # A competition without a catch-all label takes no unknown_share.
+    found = problems_of(lambda c: c["training"]["defaults"].update(unknown_share=0.1, balanced=False), freesound)
+    assert any("training.defaults.unknown_share: freesound-audio-tagging has no catch-all" in p for p in found), found
+    merged = workflow.merged({"lr": 1, "augment": {"gain_db": 6, "masks": 2}}, {"augment": {"masks": 3}})
+    assert merged == {"lr": 1, "augment": {"gain_db": 6, "masks": 3}}
