@@ -131,9 +131,9 @@ def get_pseudo_training_input(wildcards):
     if int(wildcards.round) == 1:
         return {}
     return {
-        "pseudo": f"results/pseudo/round{int(wildcards.round) - 1}/fold{wildcards.fold}.csv",
-        "test_clips": "results/cache/test.npy",
-        "test_index": "results/index/test.csv",
+        "pseudo": expand(rules.pseudo_label.output.folds[int(wildcards.fold)], round=int(wildcards.round) - 1),
+        "test_clips": rules.cache_audio.output.test,
+        "test_index": rules.index.output.test,
     }
 
 
@@ -165,12 +165,7 @@ def get_prediction_code(wildcards):
 
 
 def get_fold_predictions(wildcards):
-    return expand(
-        "results/predict/round{round}/{model}/fold{fold}.csv",
-        round=wildcards.round,
-        model=wildcards.model,
-        fold=FOLDS,
-    )
+    return expand(rules.predict_test.output[0], round=wildcards.round, model=wildcards.model, fold=FOLDS)
 
 
 def _round_files(pattern, round_, models=None):
@@ -179,7 +174,7 @@ def _round_files(pattern, round_, models=None):
 
 def get_round_oof_files(wildcards):
     """Every OOF table of a round: one per model and fold."""
-    return _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", wildcards.round)
+    return _round_files(rules.train.output.oof, wildcards.round)
 
 
 # ----------------------------------------------------------------------------- blend, pseudo-labels
@@ -194,14 +189,10 @@ def get_blend_input(wildcards):
     leak-free pseudo-labels); a teammate's predictions."""
     files = {}
     for member, (round_, model) in rounds.blend_members(MODELS, wildcards.round, BLEND["across_rounds"]).items():
-        files[f"oof_{member}"] = _round_files("results/train/round{round}/{model}/fold{fold}/oof.csv", round_, [model])
-        files[f"metrics_{member}"] = _round_files(
-            "results/train/round{round}/{model}/fold{fold}/metrics.csv", round_, [model]
-        )
-        files[f"test_{member}"] = f"results/predict/round{round_}/{model}.csv"
-        files[f"fold_test_{member}"] = _round_files(
-            "results/predict/round{round}/{model}/fold{fold}.csv", round_, [model]
-        )
+        files[f"oof_{member}"] = _round_files(rules.train.output.oof, round_, [model])
+        files[f"metrics_{member}"] = _round_files(rules.train.output.metrics, round_, [model])
+        files[f"test_{member}"] = expand(rules.average_folds.output[0], round=round_, model=model)
+        files[f"fold_test_{member}"] = _round_files(rules.predict_test.output[0], round_, [model])
     for name, paths in BLEND["external"].items():
         files[f"external_oof_{name}"] = paths["oof"]
         files[f"external_test_{name}"] = paths["test"]
@@ -217,26 +208,24 @@ def get_blend_settings():
 def get_final_round_input(wildcards):
     """Every round's blend: its OOF and test tables, candidates, label mix and shift check."""
     tables = ("oof", "test", "candidates", "label_mix", "shift")
-    return {name: expand(f"results/blend/round{{round}}/{name}.csv", round=ROUNDS) for name in tables}
+    return {name: expand(rules.blend.output[name], round=ROUNDS) for name in tables}
 
 
 def get_pseudo_label_input(wildcards):
     """Per fold: the round's blend fitted without that fold, and every model's fold-model predictions."""
-    files = {"blends": expand("results/blend/round{round}/test_fold{fold}.csv", round=wildcards.round, fold=FOLDS)}
+    files = {"blends": expand(rules.blend.output.fold_tests, round=wildcards.round)}
     for model in MODELS:
-        files[f"models_{model}"] = _round_files(
-            "results/predict/round{round}/{model}/fold{fold}.csv", wildcards.round, [model]
-        )
+        files[f"models_{model}"] = _round_files(rules.predict_test.output[0], wildcards.round, [model])
     return files
 
 
 def get_local_score_input(wildcards):
     """Every round's candidates and test tables, scored against the demo's hidden solution beside their CV."""
     return {
-        "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
-        "candidate_labels": expand("results/blend/round{round}/candidate_labels.csv", round=ROUNDS),
-        "label_mix": "results/final/label_mix.csv",
-        "rounds": "results/final/rounds.csv",
+        "candidates": expand(rules.blend.output.candidates, round=ROUNDS),
+        "candidate_labels": expand(rules.blend.output.candidate_labels, round=ROUNDS),
+        "label_mix": rules.final_round.output.label_mix,
+        "rounds": rules.final_round.output.rounds,
     }
 
 
@@ -296,17 +285,17 @@ def get_tracking_jobs():
 
 def get_tracking_input(wildcards):
     jobs = get_tracking_jobs()
-    train = [f"results/train/round{j['round']}/{j['model']}/fold{j['fold']}" for j in jobs]
     files = {
-        "curves": [f"{folder}/curve.csv" for folder in train],
-        "metrics": [f"{folder}/metrics.csv" for folder in train],
-        "oofs": [f"{folder}/oof.csv" for folder in train],
-        "candidates": expand("results/blend/round{round}/candidates.csv", round=ROUNDS),
-        "shifts": expand("results/blend/round{round}/shift.csv", round=ROUNDS),
-        "rounds": "results/final/rounds.csv",
+        name: [expand(rules.train.output[kind], round=j["round"], model=j["model"], fold=j["fold"])[0] for j in jobs]
+        for name, kind in (("curves", "curve"), ("metrics", "metrics"), ("oofs", "oof"))
     }
+    files.update(
+        candidates=expand(rules.blend.output.candidates, round=ROUNDS),
+        shifts=expand(rules.blend.output.shift, round=ROUNDS),
+        rounds=rules.final_round.output.rounds,
+    )
     if SOURCE == "demo":
-        files["local_scores"] = "results/submission/local_scores.csv"
+        files["local_scores"] = rules.score_local.output.table
     return files
 
 
@@ -317,4 +306,4 @@ def get_provenance_input(wildcards):
 
 def get_report_extras(wildcards):
     """The demo's local score."""
-    return {"local_score": "results/submission/local_score.json"} if SOURCE == "demo" else {}
+    return {"local_score": rules.score_local.output.score} if SOURCE == "demo" else {}
