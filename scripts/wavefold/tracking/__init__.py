@@ -11,7 +11,8 @@ Two writers, one store:
   than the workflow's with an SQLite store, which those cannot share; jobs run while tracking was off
   or the store down) from the files they wrote, and the workflow's CV and hidden scores.
 
-:mod:`.store` holds the MLflow calls; :mod:`.summaries` names the numbers after the competition's metric.
+:mod:`.invocation` names the invocation and finds its parent run; :mod:`.store` holds the MLflow calls;
+:mod:`.summaries` names the numbers after the competition's metric.
 """
 
 from .settings import TrackingSettings

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import summaries
-from .live import OUTPUTS_TAG, Context, outputs_digest
+from .invocation import OUTPUTS_TAG, Context, outputs_digest
 from .store import Store, flatten
 
 log = logging.getLogger(__name__)
