@@ -196,3 +196,12 @@ def test_a_training_job_past_its_time_limit_is_retried_and_resumes(slurm, round_
     assert "resuming from" in log
     curve = pd.read_csv(workdir / STOPPED / "curve.csv")
     assert curve["epoch"].tolist() == list(range(1, SPEECH_RUN["training"]["defaults"]["epochs"] + 1))
+    # Tracked live from the node: the stopped job's run went on in its retry, every epoch once, FINISHED.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("wavefold").experiment_id
+    runs = client.search_runs([experiment], "attributes.run_name = 'round1/lenet/fold0'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    steps = sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, "train_loss"))
+    assert steps == curve["epoch"].tolist()

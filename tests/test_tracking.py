@@ -178,6 +178,7 @@ def test_a_job_logs_each_epoch_as_it_ends_and_a_failing_job_leaves_a_failed_run_
     assert parent.info.status == "RUNNING"  # until the invocation ends (the Snakefile's onerror/onsuccess)
     live.end_invocation(context, "FAILED")
     assert runs_of(context)[parent.info.run_name].info.status == "FAILED"
+    assert not list((tmp_path / ".snakemake/wavefold-tracking").iterdir())  # its files go with it
 
 
 def test_a_stopped_job_is_killed_and_its_resumed_run_goes_on_without_repeating_epochs(task, tmp_path):

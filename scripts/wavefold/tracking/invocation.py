@@ -116,3 +116,8 @@ class Context:
             return None
         run_path = self._files()[1]
         return run_path.read_text().strip() if run_path.exists() else None
+
+    def forget(self) -> None:
+        """Remove the invocation's files once it has ended: no job of it will ask again."""
+        for path in self._files():
+            path.unlink(missing_ok=True)

@@ -224,3 +224,4 @@ def end_invocation(context: Context, status: str) -> None:
         tracker = Tracker(context)
         tracker.submit(lambda store: store.end(run_id, status))
         tracker.close()
+        context.forget()
