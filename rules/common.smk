@@ -131,7 +131,7 @@ def get_pseudo_training_input(wildcards):
     if int(wildcards.round) == 1:
         return {}
     return {
-        "pseudo": expand(rules.pseudo_label.output.folds[int(wildcards.fold)], round=int(wildcards.round) - 1),
+        "pseudo": expand(rules.pseudo_label.output.folds[int(wildcards.fold)], round=int(wildcards.round) - 1)[0],
         "test_clips": rules.cache_audio.output.test,
         "test_index": rules.index.output.test,
     }
@@ -191,7 +191,7 @@ def get_blend_input(wildcards):
     for member, (round_, model) in rounds.blend_members(MODELS, wildcards.round, BLEND["across_rounds"]).items():
         files[f"oof_{member}"] = _round_files(rules.train.output.oof, round_, [model])
         files[f"metrics_{member}"] = _round_files(rules.train.output.metrics, round_, [model])
-        files[f"test_{member}"] = expand(rules.average_folds.output[0], round=round_, model=model)
+        files[f"test_{member}"] = expand(rules.average_folds.output[0], round=round_, model=model)[0]
         files[f"fold_test_{member}"] = _round_files(rules.predict_test.output[0], round_, [model])
     for name, paths in BLEND["external"].items():
         files[f"external_oof_{name}"] = paths["oof"]

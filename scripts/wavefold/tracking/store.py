@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def flatten(values: dict, prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     return {key: value[:PARAM_VALUE_MAX] for key, value in flat.items()}
+
+
+def key(name: str) -> str:
+    """``name`` as MLflow takes a metric's or param's name: characters other than letters, digits,
+    ``_ - . : /`` and spaces become ``_`` (a Freesound label is ``Bathtub_(filling_or_washing)``)."""
+    return re.sub(r"[^\w\-. :/]", "_", name)
 
 
 def is_local(uri: str) -> bool:
@@ -106,15 +113,15 @@ class Store:
         from mlflow.entities import Metric, Param, RunTag
 
         now = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        points = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        points += [Metric(k, float(v), now, step) for k, series in (steps or {}).items() for step, v in series]
+        points = [Metric(key(k), float(v), now, 0) for k, v in (metrics or {}).items()]
+        points += [Metric(key(k), float(v), now, step) for k, series in (steps or {}).items() for step, v in series]
         for start in range(0, len(points), BATCH_METRICS):
             self.call(self.client.log_batch, run_id, metrics=points[start : start + BATCH_METRICS])
-        param_list = [Param(k, v) for k, v in (params or {}).items()]
+        param_list = [Param(key(k), v) for k, v in (params or {}).items()]
         for start in range(0, len(param_list), BATCH_PARAMS):
             self.call(self.client.log_batch, run_id, params=param_list[start : start + BATCH_PARAMS])
         if tags:
-            self.call(self.client.log_batch, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.call(self.client.log_batch, run_id, tags=[RunTag(key(k), str(v)) for k, v in tags.items()])
 
     def artifact(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
         self.call(self.client.log_artifact, run_id, str(path), folder)
