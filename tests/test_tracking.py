@@ -5,6 +5,7 @@ the fact for what no job logged, once, with metric names from the competition.""
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -254,9 +255,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serving(command: list[str], url: str, cwd: Path, timeout: float = 120) -> subprocess.Popen:
+def serving(command: list[str], url: str, cwd: Path, env: dict, timeout: float = 120) -> subprocess.Popen:
     """``command`` started in its own process group, once ``url``/health answers."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)  # fmt: skip
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
@@ -274,71 +275,53 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def runs_on(url: str) -> list[dict]:
-    """The runs of the 'wavefold' experiment, read through the server's REST API."""
+def runs_on(url: str, experiment: str = "wavefold") -> list[dict]:
+    """The runs of an experiment, read through the server's REST API."""
     def post(path, body):
         request = urllib.request.Request(f"{url}/api/2.0/mlflow/{path}", json.dumps(body).encode(),
                                          {"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.load(answer)
 
-    found = post("experiments/search", {"max_results": 100, "filter": "name = 'wavefold'"}).get("experiments", [])
+    found = post("experiments/search", {"max_results": 100, "filter": f"name = '{experiment}'"}).get("experiments", [])
     return post("runs/search", {"experiment_ids": [found[0]["experiment_id"]]}).get("runs", []) if found else []
 
 
-def test_a_job_on_another_machine_logs_live_to_a_tracking_server(tmp_path):
-    """tracking.uri: http://...: a job on another machine than the workflow's logs live — its epochs
-    are on the server while it runs — and its files go through the server."""
+@pytest.mark.dag
+def test_the_ui_is_one_command_away_and_a_job_on_another_machine_logs_live_to_it(speech_run, tmp_path):
+    """./wavefold ui <workdir>: MLflow's UI (and its REST API, a tracking server) on the runs tracked
+    there. tracking.uri pointing at it, a job on another machine than the workflow's logs live — its
+    epochs are on the server while it runs — and its files go through the server."""
+    shutil.copytree(speech_run / "mlruns", tmp_path / "mlruns")  # the shared run's store, left as it is
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    bin_dir = Path(sys.executable).parent
-    server = serving([str(bin_dir / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-                      "--host", "127.0.0.1", "--port", str(port)], url, tmp_path)  # fmt: skip
+    environment = {**os.environ, "WAVEFOLD_VENV": str(Path(sys.executable).parents[1])}
+    ui = serving([str(REPO / "wavefold"), "ui", str(tmp_path), "--port", str(port)], url, tmp_path, environment)
     try:
+        names = {r["info"]["run_name"] for r in runs_on(url)}
+        assert {"round1/lenet/fold0", "round2/matchboxnet/fold1", "round1/blend"} <= names
+
         context = context_in(tmp_path)
-        context.settings = TrackingSettings(uri=url)
-        context.environ[live.ENV_HOST] = "login-node-1"  # the workflow was started elsewhere
+        context.settings = TrackingSettings(uri=url, experiment="elsewhere")
+        context.environ[live.ENV_HOST] = "login-node-1"  # the workflow was started on another machine
         (tmp_path / "curve.csv").write_text("epoch,train_loss\n1,1.0\n")
         with live.tracked(context, "round1/lenet/fold0", {"wavefold.kind": "training"}) as run:
             run.epoch({"epoch": 1, "train_loss": 1.0})
             run.epoch({"epoch": 2, "train_loss": 0.5})
             deadline, seen = time.time() + 60, []
             while time.time() < deadline and not seen:
-                seen = [r for r in runs_on(url) if r["info"]["run_name"] == "round1/lenet/fold0"
+                seen = [r for r in runs_on(url, "elsewhere") if r["info"]["run_name"] == "round1/lenet/fold0"
                         and any(m["key"] == "train_loss" for m in r["data"].get("metrics", []))]  # fmt: skip
                 time.sleep(0.2)
             assert seen and seen[0]["info"]["status"] == "RUNNING"
             run.log({"fold_accuracy": 0.8}, artifacts=[tmp_path / "curve.csv"])
-        finished = next(r for r in runs_on(url) if r["info"]["run_name"] == "round1/lenet/fold0")
+        finished = next(r for r in runs_on(url, "elsewhere") if r["info"]["run_name"] == "round1/lenet/fold0")
         assert finished["info"]["status"] == "FINISHED"
         client = MlflowClient(tracking_uri=url)
         assert [m.step for m in client.get_metric_history(finished["info"]["run_id"], "train_loss")] == [1, 2]
         assert [a.path for a in client.list_artifacts(finished["info"]["run_id"])] == ["curve.csv"]
     finally:
-        stop(server)
-
-
-@pytest.mark.dag
-def test_the_ui_is_one_command_away(speech_run, tmp_path):
-    """./wavefold ui <workdir>: MLflow's UI (and its REST API) on the runs tracked there."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "WAVEFOLD_VENV": str(Path(sys.executable).parents[1])}
-    command = [str(REPO / "wavefold"), "ui", str(speech_run), "--port", str(port)]
-    ui = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.time() + 120
-        names = set()
-        while time.time() < deadline and ui.poll() is None and not names:
-            try:
-                names = {r["info"]["run_name"] for r in runs_on(url)}
-            except OSError:
-                time.sleep(0.5)
-        assert {"round1/lenet/fold0", "round2/matchboxnet/fold1", "round1/blend"} <= names
-    finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        stop(ui)
 
 
 def test_jobs_on_other_machines_than_the_workflows_log_live_only_to_a_server():
