@@ -45,6 +45,12 @@ SPEECH_RUN = {
     "submit": {"poll_seconds": 0.2, "wait_minutes": 0.5},
 }  # fmt: skip
 
+#: DAG tests run untracked unless their config turns tracking on (the shared run and the tracking
+#: tests do): each tracked job imports MLflow, ~2 s of CPU, which only the tracking tests need.
+#: Tracking settings re-run nothing, so a copy of a tracked run runs untracked alike.
+UNTRACKED = {"tracking": {"mlflow": False}}
+TRACKED = {"tracking": {"mlflow": True}}
+
 _WORKFLOW: Path | None = None  # set by the session fixture ``workflow``
 
 
@@ -101,7 +107,7 @@ def snakemake_command(workdir: Path, *args: str, config: dict | None = None, env
     repo = repo or _WORKFLOW
     workdir.mkdir(parents=True, exist_ok=True)
     overlay = workdir / "test-config.yaml"
-    overlay.write_text(yaml.safe_dump(config or {}))
+    overlay.write_text(yaml.safe_dump({**UNTRACKED, **(config or {})}))
     command = [
         str(Path(sys.executable).with_name("snakemake")),
         "-s", str(repo / "Snakefile"),
@@ -161,8 +167,9 @@ def speech_backbone(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_run(speech_backbone, tmp_path_factory) -> Path:
-    """The whole default target of :data:`SPEECH_RUN` on the backbone: read it, copy it to change it."""
-    return finished_run(from_backbone(speech_backbone, tmp_path_factory.mktemp("speech-run") / "run"), SPEECH_RUN)
+    """The whole default target of :data:`SPEECH_RUN` on the backbone, tracked: read it, copy it to change it."""
+    return finished_run(from_backbone(speech_backbone, tmp_path_factory.mktemp("speech-run") / "run"),
+                        {**SPEECH_RUN, **TRACKED})  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -240,24 +240,3 @@ def test_freesound_2019_runs_end_to_end_to_an_lwlrap_scored_submission(fat2019_r
     assert pseudo.loc[pseudo["label"] == "all", "taken"].sum() > 0
     assert "pseudo-labelled test clips" in (run / "logs/train/round2/lenet/fold0.log").read_text()
 
-
-@pytest.mark.dag
-def test_the_tracked_metrics_are_named_and_computed_by_lwlrap(fat2019_run):
-    """The jobs' fold scores, the blends' and the parent's CV and hidden score: lwlrap, so named."""
-    from mlflow.tracking import MlflowClient
-
-    run = fat2019_run
-    client = MlflowClient(tracking_uri=f"sqlite:///{run}/mlruns/mlflow.db")
-    stored = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("wavefold").experiment_id])}
-    score = json.loads((run / "results/submission/local_score.json").read_text())
-    parent = next(r for r in stored.values() if r.data.tags.get("wavefold.kind") == "workflow")
-    assert parent.data.metrics["cv_lwlrap"] == pytest.approx(score["cv"], abs=1e-4)
-    assert parent.data.metrics["hidden_lwlrap"] == pytest.approx(score["all"])
-    assert not {"cv_accuracy", "hidden_accuracy"} & set(parent.data.metrics)  # ("blend_accuracy": a blend's name)
-    folds = pd.read_csv(run / "results/folds/folds.csv").set_index("id")
-    oof = pd.read_csv(run / "results/train/round1/lenet/fold1/oof.csv").set_index("id")
-    scored = oof.loc[folds.loc[oof.index, "scored"].astype(bool)]
-    truth = competitions.multi_hot(folds.loc[scored.index, "label"], LABELS)
-    fold_run = stored["round1/lenet/fold1"]
-    assert fold_run.data.metrics["fold_lwlrap"] == pytest.approx(lwlrap_rows(scored[list(LABELS)].to_numpy(), truth).mean())
-    assert "val_lwlrap" in {m for m in fold_run.data.metrics} and "cv_lwlrap.final" in stored["round2/blend"].data.metrics

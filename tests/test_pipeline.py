@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SPEECH_RUN, copy_tree, output_of, snakemake, speech
+from conftest import SPEECH_RUN, TRACKED, copy_tree, output_of, snakemake, speech
 from test_dag import jobs_planned
 from wavefold import submission
 from wavefold.competitions.tensorflow_speech import LABELS
@@ -416,13 +416,13 @@ def test_tune_runs_trials_resumes_and_writes_settings_the_dag_takes(pipeline, tm
     assert not (pipeline / "results/tune").exists()  # never part of the default target
     workdir = copy_tree(pipeline, tmp_path / "tune")
     tune = {"model": "matchboxnet", "epochs": 1, "train_share": 0.5}
-    result = snakemake(workdir, "tune", config={**CONFIG, "tune": {**tune, "trials": 2}})
+    result = snakemake(workdir, "tune", config={**CONFIG, **TRACKED, "tune": {**tune, "trials": 2}})
     assert result.returncode == 0, output_of(result)[-3000:]
     assert "rule train:" not in result.stdout + result.stderr  # the finished run is left alone
     first = pd.read_csv(workdir / "results/tune/trials.csv")
     assert list(first["state"]) == ["COMPLETE", "COMPLETE"]
 
-    result = snakemake(workdir, "tune", config={**CONFIG, "tune": {**tune, "trials": 3}})
+    result = snakemake(workdir, "tune", config={**CONFIG, **TRACKED, "tune": {**tune, "trials": 3}})
     assert result.returncode == 0, output_of(result)[-3000:]
     assert "2 trials finished, 1 to run" in (workdir / "logs/tune.log").read_text()
     trials = pd.read_csv(workdir / "results/tune/trials.csv")

@@ -20,7 +20,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, SPEECH_BACKBONE, from_backbone, snakemake_started
+from conftest import REPO, SPEECH_BACKBONE, TRACKED, from_backbone, snakemake_started
 from tones import job_paths, tones
 from wavefold import competitions
 from wavefold.settings.training import TrainSettings
@@ -30,6 +30,7 @@ from wavefold.training import loop
 
 SPEECH = competitions.get("tensorflow-speech-recognition-challenge")
 FREESOUND = competitions.get("freesound-audio-tagging")  # MAP@3
+FREESOUND_2019 = competitions.get("freesound-audio-tagging-2019")  # lwlrap, multi-label
 
 
 def context_in(folder, invocation="inv-1", **settings):
@@ -85,7 +86,7 @@ def write_round(root, competition, rng):
     return jobs, truth, [Blend(1, candidates, shift)]
 
 
-@pytest.mark.parametrize("competition", [SPEECH, FREESOUND], ids=["accuracy", "map3"])
+@pytest.mark.parametrize("competition", [SPEECH, FREESOUND, FREESOUND_2019], ids=["accuracy", "map3", "lwlrap"])
 def test_what_no_job_logged_is_logged_after_the_fact_once_named_by_the_competitions_metric(tmp_path, competition):
     rng = np.random.default_rng(0)
     jobs, truth, blends = write_round(tmp_path, competition, rng)
@@ -336,7 +337,7 @@ def test_jobs_on_other_machines_than_the_workflows_log_live_only_to_a_server():
 
 # --------------------------------------------------------------------------- through the real snakemake
 
-LIVE_RUN = {**SPEECH_BACKBONE, "training": {"run": ["lenet"], "defaults": {"epochs": 6, "batch_size": 32}},
+LIVE_RUN = {**SPEECH_BACKBONE, **TRACKED, "training": {"run": ["lenet"], "defaults": {"epochs": 6, "batch_size": 32}},
             "pseudo_label": {"rounds": 1}}  # fmt: skip
 TRAINED = ("results/train/round1/lenet/fold0/curve.csv", "results/train/round1/lenet/fold1/curve.csv")
 

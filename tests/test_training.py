@@ -41,7 +41,7 @@ def test_changing_one_models_settings_retrains_only_that_model(speech_run):
     assert result.returncode == 0, output_of(result)[-3000:]
     round1 = set(re.findall(r"wildcards: round=1, model=(\w+)", output_of(result)))
     assert round1 == {"lenet"}
-    downstream = {"blend", "pseudo_label", "final_round", "submission", "score_local", "report_figures", "track"}
+    downstream = {"blend", "pseudo_label", "final_round", "submission", "score_local", "report_figures"}
     assert {"train", "predict_test", "average_folds", "cv_table"} | downstream <= jobs_planned(result)
     assert not {"index", "cache_audio", "folds", "augment"} & jobs_planned(result)
 

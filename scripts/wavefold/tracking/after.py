@@ -96,8 +96,10 @@ def log_missing(store: Store, context: Context, competition, jobs: list[Training
             stamp = int(os.path.getmtime(blend.candidates) * 1000)
             run_id, when = store.run(name, tags, {}, values, None, parent, stamp), "now"
         rows.append({"run_id": run_id, "name": name, "kind": "blend", "logged": when})
-    store.log(parent, metrics=workflow_metrics(blends, metric, final_round, local_scores),
-              tags=workflow_tags(blends, final_round))  # fmt: skip
+    # What the steps logged live (final_round, score_local: unrounded) stays; the rest from the files.
+    logged = store.call(store.client.get_run, parent).data.metrics
+    missing = {k: v for k, v in workflow_metrics(blends, metric, final_round, local_scores).items() if k not in logged}
+    store.log(parent, metrics=missing, tags=workflow_tags(blends, final_round))
     rows.insert(0, {"run_id": parent, "name": "workflow", "kind": "workflow", "logged": "now"})
     table = pd.DataFrame(rows)
     late = table.loc[table["logged"] == "now", "name"].drop(0).tolist()
