@@ -368,9 +368,8 @@ def test_every_job_logged_itself_live_under_the_invocations_run(pipeline):
         assert blend_run.data.metrics["shift.ratio"] == pytest.approx(check["ratio"])
         trained = max(stored[f"round{round_}/{m}/fold{f}"].info.end_time for m in MODELS for f in (0, 1))
         assert blend_run.info.start_time >= trained
-    hidden = pd.read_csv(pipeline / "results/submission/local_scores.csv")
-    final = hidden[hidden["predictions"].str.endswith("(submitted)")]
-    assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(final["hidden"].item())
+    submitted = json.loads((pipeline / "results/submission/local_score.json").read_text())
+    assert workflow.data.metrics["hidden_accuracy"] == pytest.approx(submitted["all"])  # as score_local logged it
     chosen = pd.read_csv(pipeline / "results/final/rounds.csv").query("chosen")
     assert workflow.data.tags["wavefold.final_round"] == str(chosen["round"].item())
     assert "submission.csv" in {a.path for a in client.list_artifacts(workflow.info.run_id)}
