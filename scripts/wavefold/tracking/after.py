@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..blend import chosen_candidate
 from . import summaries
 from .invocation import OUTPUTS_TAG, Context, outputs_digest
 from .store import Store, flatten
@@ -98,8 +99,8 @@ def log_missing(store: Store, context: Context, competition, jobs: list[Training
         rows.append({"run_id": run_id, "name": name, "kind": "blend", "logged": when})
     # What the steps logged live (final_round, score_local: unrounded) stays; the rest from the files.
     logged = store.call(store.client.get_run, parent).data.metrics
-    missing = {k: v for k, v in workflow_metrics(blends, metric, final_round, local_scores).items() if k not in logged}
-    store.log(parent, metrics=missing, tags=workflow_tags(blends, final_round))
+    metrics, tags = workflow_summary(blends, metric, final_round, local_scores)
+    store.log(parent, metrics={k: v for k, v in metrics.items() if k not in logged}, tags=tags)
     rows.insert(0, {"run_id": parent, "name": "workflow", "kind": "workflow", "logged": "now"})
     table = pd.DataFrame(rows)
     late = table.loc[table["logged"] == "now", "name"].drop(0).tolist()
@@ -111,16 +112,13 @@ def log_missing(store: Store, context: Context, competition, jobs: list[Training
     return table
 
 
-def workflow_metrics(blends: list[Blend], metric: str, final_round: int, local_scores: Path | None) -> dict:
-    """The submitted round's CV (``cv_<metric>``) and, on the demo, the hidden scores."""
+def workflow_summary(blends: list[Blend], metric: str, final_round: int,
+                     local_scores: Path | None) -> tuple[dict, dict]:  # fmt: skip
+    """The submitted round's CV (``cv_<metric>``) and, on the demo, the hidden scores; the round and
+    the candidate submitted, as tags."""
     submitted = next(b for b in blends if b.round == final_round)
-    values, chosen = summaries.blend_summary(pd.read_csv(submitted.candidates), metric)
-    result = {f"cv_{metric}": values[f"cv_{metric}.{chosen}"]} if chosen else {}
+    chosen, cv = chosen_candidate(pd.read_csv(submitted.candidates), metric)
+    metrics = {f"cv_{metric}": cv}
     if local_scores:
-        result.update(summaries.hidden_scores(pd.read_csv(local_scores), metric, final_round))
-    return result
-
-
-def workflow_tags(blends: list[Blend], final_round: int) -> dict:
-    submitted = next(b for b in blends if b.round == final_round)
-    return {"wavefold.final_round": str(final_round), "wavefold.chosen": summaries.chosen(pd.read_csv(submitted.candidates))}
+        metrics.update(summaries.hidden_scores(pd.read_csv(local_scores), metric, final_round))
+    return metrics, {"wavefold.final_round": str(final_round), "wavefold.chosen": chosen}

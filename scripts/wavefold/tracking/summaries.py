@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..blend import chosen_candidate
+
 
 def fold_score(competition, oof: pd.DataFrame, truth: pd.DataFrame) -> float:
     """The competition's metric on a training job's out-of-fold probabilities (``oof``: an ``id``
@@ -47,13 +49,7 @@ def blend_summary(candidates: pd.DataFrame, metric: str) -> tuple[dict[str, floa
     for row in candidates.to_dict("records"):
         values[f"cv_{metric}.{row['candidate']}"] = float(row[metric])
         values[f"cv_log_loss.{row['candidate']}"] = float(row["log_loss"])
-    return values, chosen(candidates)
-
-
-def chosen(candidates: pd.DataFrame) -> str:
-    """The name of a round's chosen blend candidate ("" if none is marked)."""
-    marked = candidates.loc[candidates["chosen"].astype(bool), "candidate"]
-    return str(marked.iloc[0]) if len(marked) else ""
+    return values, chosen_candidate(candidates, metric)[0]
 
 
 def shift_summary(shift: pd.DataFrame) -> dict[str, float]:
