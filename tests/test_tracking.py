@@ -35,7 +35,8 @@ FREESOUND_2019 = competitions.get("freesound-audio-tagging-2019")  # lwlrap, mul
 
 def context_in(folder, invocation="inv-1", **settings):
     uri = f"sqlite:///{folder}/mlruns/mlflow.db"
-    environ = {live.ENV_INVOCATION: invocation, live.ENV_COMMIT: "abc123", live.ENV_DATASET: "demo"}
+    environ = {live.ENV_INVOCATION: invocation, live.ENV_COMMIT: "abc123", live.ENV_DATASET: "demo",
+               live.ENV_STARTED: str(int(time.time() * 1000))}  # fmt: skip
     return live.Context(TrackingSettings(uri=uri, **settings), {"seed": 42}, folder, environ)
 
 
@@ -174,7 +175,8 @@ def test_a_job_logs_each_epoch_as_it_ends_and_a_failing_job_leaves_a_failed_run_
     points = history(context, failed)
     assert [m.step for m in points] == [1, 2, 3]
     stamps = [m.timestamp for m in points]
-    assert stamps[0] < stamps[1] < stamps[2] <= failed.info.end_time  # when each epoch ended, not one time
+    # when each epoch ended, not one time; the run from when the job started (the store is reached later)
+    assert failed.info.start_time <= stamps[0] < stamps[1] < stamps[2] <= failed.info.end_time
     parent = next(r for name, r in runs.items() if name != "round1/lenet/fold0")
     assert failed.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert parent.info.status == "RUNNING"  # until the invocation ends (the Snakefile's onerror/onsuccess)

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .settings import TrackingSettings
-from .store import Store, flatten, is_local
+from .store import Store, flatten, is_local, now_ms
 
 #: Set when the workflow is parsed by the snakemake process the user started; its jobs inherit them.
-ENV_INVOCATION, ENV_HOST, ENV_COMMIT, ENV_DATASET = (
-    "WAVEFOLD_INVOCATION", "WAVEFOLD_INVOCATION_HOST", "WAVEFOLD_COMMIT", "WAVEFOLD_DATASET")  # fmt: skip
+ENV_INVOCATION, ENV_HOST, ENV_STARTED, ENV_COMMIT, ENV_DATASET = (
+    "WAVEFOLD_INVOCATION", "WAVEFOLD_INVOCATION_HOST", "WAVEFOLD_INVOCATION_STARTED", "WAVEFOLD_COMMIT",
+    "WAVEFOLD_DATASET")  # fmt: skip
 #: Tag of a run holding a job's finished outputs (their digest): the track rule does not log them again.
 OUTPUTS_TAG = "wavefold.outputs"
 INVOCATION_TAG = "wavefold.invocation"
@@ -30,6 +31,7 @@ def mark_invocation(environ: dict, commit: str, dataset: str) -> str:
     again with its invocation's environment)."""
     environ.setdefault(ENV_INVOCATION, f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}")
     environ.setdefault(ENV_HOST, socket.gethostname())
+    environ.setdefault(ENV_STARTED, str(now_ms()))
     environ[ENV_COMMIT], environ[ENV_DATASET] = commit, dataset
     return environ[ENV_INVOCATION]
 
@@ -105,7 +107,8 @@ class Context:
                 return run_path.read_text().strip()
             tags = self.tags()
             name = f"{tags['wavefold.dataset'] or 'wavefold'} @ {tags['wavefold.commit'][:12]} · {self.invocation}"
-            run_id = store.start(name, {**tags, "wavefold.kind": "workflow"})
+            started = self.environ.get(ENV_STARTED)  # the invocation's start, before any job's
+            run_id = store.start(name, {**tags, "wavefold.kind": "workflow"}, start_ms=int(started) if started else None)
             store.log(run_id, params=flatten(self.config))
             run_path.write_text(run_id)
             return run_id

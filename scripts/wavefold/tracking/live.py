@@ -24,15 +24,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .invocation import (ENV_COMMIT, ENV_DATASET, ENV_HOST, ENV_INVOCATION, INVOCATION_TAG, OUTPUTS_TAG, Context,
-                         mark_invocation, not_live_because, outputs_digest)
-from .store import Store
+from .invocation import (ENV_COMMIT, ENV_DATASET, ENV_HOST, ENV_INVOCATION, ENV_STARTED, INVOCATION_TAG,
+                         OUTPUTS_TAG, Context, mark_invocation, not_live_because, outputs_digest)
+from .store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENV_COMMIT", "ENV_DATASET", "ENV_HOST", "ENV_INVOCATION", "INVOCATION_TAG", "OUTPUTS_TAG", "Context",
-           "Run", "Stopped", "Tracker", "Untracked", "end_invocation", "log_to_invocation", "mark_invocation",
-           "nested", "not_live_because", "outputs_digest", "tracked"]  # fmt: skip
+__all__ = ["ENV_COMMIT", "ENV_DATASET", "ENV_HOST", "ENV_INVOCATION", "ENV_STARTED", "INVOCATION_TAG",
+           "OUTPUTS_TAG", "Context", "Run", "Stopped", "Tracker", "Untracked", "end_invocation",
+           "log_to_invocation", "mark_invocation", "nested", "not_live_because", "outputs_digest", "tracked"]  # fmt: skip
 
 #: How long a finishing job waits for the store to take its last entries before it gives up on them
 #: (a job being stopped: SLURM sends SIGKILL 30 s after SIGTERM by default).
@@ -92,9 +92,10 @@ class Run:
                  parent: "Run | None" = None, resume: Path | None = None, identity: str = "") -> None:  # fmt: skip
         self.tracker, self.name, self.run_id, self.last_step = tracker, name, None, 0
         self.resume, self.identity = resume, identity
-        tracker.submit(lambda store: self._open(store, name, tags, params or {}, parent))
+        started = now_ms()
+        tracker.submit(lambda store: self._open(store, name, tags, params or {}, parent, started))
 
-    def _open(self, store: Store, name: str, tags: dict, params: dict, parent: "Run | None") -> None:
+    def _open(self, store: Store, name: str, tags: dict, params: dict, parent: "Run | None", started: int) -> None:
         if self.resume and self.resume.exists():
             run_id, _, identity = self.resume.read_text().partition(" ")
             if identity.strip() == self.identity:  # the same job, interrupted: its run goes on
@@ -103,7 +104,7 @@ class Run:
                 self.last_step = store.last_step(self.run_id, "train_loss")
                 return
         parent_id = parent.run_id if parent else self.tracker.context.parent(store)
-        self.run_id = store.start(name, {**self.tracker.context.tags(), **tags}, parent_id)
+        self.run_id = store.start(name, {**self.tracker.context.tags(), **tags}, parent_id, started)
         store.log(self.run_id, params=params)
         if self.resume:
             self.resume.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +112,7 @@ class Run:
 
     def epoch(self, row: dict) -> None:
         """A learning-curve row (``epoch`` and its metrics), stamped now, as it ends."""
-        now, step = int(time.time() * 1000), int(row["epoch"])
+        now, step = now_ms(), int(row["epoch"])
         values = {k: v for k, v in row.items() if k != "epoch" and v is not None and v == v}
 
         def log_epoch(store: Store) -> None:
@@ -134,8 +135,10 @@ class Run:
         self.tracker.submit(log_final)
 
     def end(self, status: str) -> None:
+        ended = now_ms()
+
         def end_run(store: Store) -> None:
-            store.end(self.run_id, status)
+            store.end(self.run_id, status, ended)
             if status == "FINISHED" and self.resume:  # the job is done: nothing to resume
                 self.resume.unlink(missing_ok=True)
                 if not any(self.resume.parent.iterdir()):

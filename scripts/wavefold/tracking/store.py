@@ -33,6 +33,11 @@ class TrackingError(ExplainedError):
     """The tracking store cannot be opened or written; the message names the URI and the fix."""
 
 
+def now_ms() -> int:
+    """Now, in MLflow's unit (milliseconds since the epoch)."""
+    return int(time.time() * 1000)
+
+
 def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     """Nested settings as MLflow params: ``{"augment": {"gain_db": 6}}`` -> ``{"augment.gain_db": "6"}``."""
     flat = {}
@@ -102,17 +107,19 @@ class Store:
     def search(self, filter_string: str) -> list:
         return self.call(self.client.search_runs, [self.experiment_id], filter_string=filter_string)
 
-    def start(self, name: str, tags: dict, parent: str | None = None) -> str:
-        """A new run, RUNNING (MLflow's nesting is the parent tag ``mlflow.parentRunId``)."""
+    def start(self, name: str, tags: dict, parent: str | None = None, start_ms: int | None = None) -> str:
+        """A new run, RUNNING (MLflow's nesting is the parent tag ``mlflow.parentRunId``); ``start_ms``:
+        when what it tracks started (the store may be reached later, from a background thread)."""
         tags = {**tags, "mlflow.runName": name, **({"mlflow.parentRunId": parent} if parent else {})}
-        return self.call(self.client.create_run, self.experiment_id, run_name=name, tags=tags).info.run_id
+        create = self.client.create_run
+        return self.call(create, self.experiment_id, start_time=start_ms, run_name=name, tags=tags).info.run_id
 
     def log(self, run_id: str, metrics: dict | None = None, steps: dict | None = None, params: dict | None = None,
             tags: dict | None = None, timestamp_ms: int | None = None) -> None:  # fmt: skip
         """Metrics (``{name: value}``), stepped series (``{name: [(step, value), ...]}``), params and tags."""
         from mlflow.entities import Metric, Param, RunTag
 
-        now = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        now = timestamp_ms if timestamp_ms is not None else now_ms()
         points = [Metric(key(k), float(v), now, 0) for k, v in (metrics or {}).items()]
         points += [Metric(key(k), float(v), now, step) for k, series in (steps or {}).items() for step, v in series]
         for start in range(0, len(points), BATCH_METRICS):
@@ -126,8 +133,8 @@ class Store:
     def artifact(self, run_id: str, path: str | Path, folder: str | None = None) -> None:
         self.call(self.client.log_artifact, run_id, str(path), folder)
 
-    def end(self, run_id: str, status: str = "FINISHED") -> None:
-        self.call(self.client.set_terminated, run_id, status)
+    def end(self, run_id: str, status: str = "FINISHED", end_ms: int | None = None) -> None:
+        self.call(self.client.set_terminated, run_id, status, end_ms)
 
     def reopen(self, run_id: str) -> None:
         """A run taken up again (a resumed job): RUNNING until it ends again."""
