@@ -14,6 +14,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+# The notebook of a code competition decodes the hidden test with these: one definition for both.
+from .kernel.standalone import loudest_window, to_int16, window_rows  # noqa: F401
+
 #: Problem kinds, as written to the problems file.
 UNDECODABLE = "undecodable"
 NOT_WAV = "not_wav"
@@ -65,12 +68,7 @@ class AudioPolicy:
 
     def windows(self, samples: np.ndarray) -> np.ndarray:
         """A conformed clip as its (window_count, clip_samples) cache rows."""
-        clip = self.clip_samples
-        if len(samples) <= clip:
-            return np.pad(samples, (0, clip - len(samples)))[None]
-        count = self.window_count(len(samples))
-        starts = np.minimum(np.arange(count) * self.hop_samples, len(samples) - clip)
-        return samples[starts[:, None] + np.arange(clip)]
+        return window_rows(samples, self.clip_samples, self.hop_samples)
 
     @classmethod
     def from_config(cls, audio_config: dict) -> "AudioPolicy":
@@ -128,18 +126,6 @@ def declared_frames(path, info) -> int | None:
     bytes_per_frame = info.channels * {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
                                        "FLOAT": 4, "DOUBLE": 8}.get(info.subtype, 0)  # fmt: skip
     return data_bytes // bytes_per_frame if bytes_per_frame and data_bytes < 0xFFFFFFF0 else None
-
-
-def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1) to int16; exact for audio that was 16-bit to begin with."""
-    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def loudest_window(samples: np.ndarray, length: int) -> int:
-    """Start of the window of ``length`` samples with the most energy (a word in a long recording)."""
-    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
-    window_energy = energy[length:] - energy[:-length]
-    return int(np.argmax(window_energy))
 
 
 def conform(path, policy: AudioPolicy, fixed_length: bool = True) -> tuple[np.ndarray | None, ClipReport]:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Probabilities are clipped to [EPS, 1 - EPS] before a logarithm.
-EPS = 1e-7
+from .kernel.standalone import EPS  # probabilities are clipped to [EPS, 1 - EPS] before a logarithm
 
 
 def log_loss(probabilities: np.ndarray, y: np.ndarray, eps: float = EPS) -> float:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from ..metrics import EPS, log_loss
-from .calibration import normalise
+from ..kernel.standalone import EPS, stack_features, stacker_probabilities, weighted_average
+from ..metrics import log_loss
 from .scoring import accuracy
 
 
@@ -55,31 +55,19 @@ def fit_accuracy_weights(P: np.ndarray, y: np.ndarray, iterations: int = 40) -> 
     return counts / counts.sum()
 
 
-def _stack_features(P: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(P, EPS, None)).transpose(1, 0, 2).reshape(P.shape[1], -1)
-
-
 def fit_stacker(P: np.ndarray, y: np.ndarray):
     from sklearn.linear_model import LogisticRegression
 
     # Classes absent from a training split still get a column: the stacker predicts all 12.
     # newton-cg: ~10x faster than lbfgs on these few, strongly correlated features.
     model = LogisticRegression(C=1.0, max_iter=500, solver="newton-cg")
-    model.fit(_stack_features(P), y)
+    model.fit(stack_features(P), y)
     return model
 
 
 def apply_stacker(model, P: np.ndarray) -> np.ndarray:
-    out = np.full(P.shape[1:], EPS)
-    out[:, model.classes_] = model.predict_proba(_stack_features(P))
-    return normalise(out)
-
-
-def weighted_average(weights: np.ndarray, P: np.ndarray, single_label: bool = True) -> np.ndarray:
-    """The models' probabilities averaged with ``weights``; rows renormalised where they are one
-    label's distribution (a multi-label table's weights sum to 1 already)."""
-    blended = np.tensordot(weights, P, axes=1)
-    return normalise(blended) if single_label else blended
+    """The fitted stacker on P, by the notebook's arithmetic (its coefficients are what it ships)."""
+    return stacker_probabilities(model.coef_, model.intercept_, model.classes_, P)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ class Blend:
     argmax_test: np.ndarray | None = None  # with match_mix: the test probabilities before the matching
     mix_weights: np.ndarray | None = None  # with match_mix: the class weights that match the label mix
     matched_oof_accuracy: float | None = None  # with match_mix: the chosen blend's CV with its OOF matched too
+    recipe: dict = field(default_factory=dict)  # how to make ``test`` from the members' test probabilities (JSON)
 
 
 def _temperatures(P: np.ndarray, y: np.ndarray, on: bool) -> np.ndarray | None:
@@ -200,9 +201,10 @@ def fit_blend(data: Predictions, settings: BlendSettings, metric: tuple[str, Cal
         raise BlendError(f"blend.method {settings.method!r} is neither auto, a blend method nor a model ({names})")
     candidates["chosen"] = candidates["candidate"] == chosen
 
-    weights, candidate_tests = refit(data, settings)
+    weights, candidate_tests, temperatures, states = refit(data, settings)
     blend = Blend(chosen, candidates, weights, cv_oof[chosen], candidate_tests[chosen], reason=reason, shift=shift,
                   chosen_by=chosen_by, labels=data.label_names, candidate_tests=candidate_tests)  # fmt: skip
+    blend.recipe = recipe(chosen, data, temperatures, states)
     for fold in data.fold_tests:
         blend.fold_tests[fold], blend.fold_choices[fold] = fold_wise_table(fold, data, settings, metrics, chosen_by,
                                                                            fitted_without)  # fmt: skip
@@ -213,6 +215,7 @@ def fit_blend(data: Predictions, settings: BlendSettings, metric: tuple[str, Cal
         # After EM (if on), the probabilities' mean is EM's estimate: the labels then carry that mix.
         blend.argmax_test = blend.test
         blend.test, blend.mix_weights = match_label_mix(blend.test)
+        blend.recipe["match_mix"] = True
         for fold, table in blend.fold_tests.items():
             blend.fold_tests[fold] = match_label_mix(table)[0]
         final_oof = match_label_mix(blend.oof)[0]  # the same rule on the OOF rows: the final CV
@@ -226,29 +229,57 @@ def fit_blend(data: Predictions, settings: BlendSettings, metric: tuple[str, Cal
     return blend
 
 
-def refit(data: Predictions, settings: BlendSettings) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def refit(data: Predictions, settings: BlendSettings) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray | None, dict]:
     """Every candidate fitted on all OOF rows and applied to the test: (the models' temperatures and
-    each weighted candidate's weights, every candidate's test probabilities)."""
+    each weighted candidate's weights, every candidate's test probabilities, the temperatures, each
+    method's fitted state)."""
     temperatures = _temperatures(data.oof, data.y, settings.temperature)
     weights = pd.DataFrame({"model": data.names, "temperature": 1.0 if temperatures is None else temperatures})
-    candidate_tests = {name: data.test[i] for i, name in enumerate(data.names)}
+    candidate_tests, states = {name: data.test[i] for i, name in enumerate(data.names)}, {}
     for method in settings.candidates if len(data.names) > 1 else ():
-        state = fit_method(method, _scaled(data.oof, temperatures), data.y, settings)
+        states[method] = state = fit_method(method, _scaled(data.oof, temperatures), data.y, settings)
         if REGISTRY[method].weights:
             weights[method] = state
         candidate_tests[method] = apply_method(method, state, _scaled(data.test, temperatures), not data.multi_label)
-    return weights, candidate_tests
+    return weights, candidate_tests, temperatures, states
+
+
+def recipe(chosen: str, data: Predictions, temperatures: np.ndarray | None, states: dict) -> dict:
+    """The chosen blend as data (JSON): what :func:`wavefold.kernel.standalone.apply_blend` needs to
+    make the blend's test probabilities from the members' (``members``: their order in P). EM and
+    label-mix matching are added where they are applied."""
+    out = {"members": list(data.names), "multi_label": data.multi_label, "labels": list(data.label_names),
+           "temperatures": None, "em": None, "match_mix": False}  # fmt: skip
+    if chosen in data.names:
+        out["combine"] = {"kind": "member", "member": data.names.index(chosen)}
+        return out
+    out["temperatures"] = None if temperatures is None else [float(t) for t in temperatures]
+    state = states[chosen]
+    if REGISTRY[chosen].weights:
+        out["combine"] = {"kind": "weights", "weights": [float(w) for w in state]}
+    elif chosen == "stacking":
+        out["combine"] = {"kind": "stacking", "coef": state.coef_.tolist(), "intercept": state.intercept_.tolist(),
+                          "classes": [int(c) for c in state.classes_]}  # fmt: skip
+    else:  # a combiner of a kind the notebook does not know (rule package refuses it, naming it)
+        out["combine"] = {"kind": "unsupported"}
+    out["combine"]["candidate"] = chosen
+    return out
 
 
 def correct_prior(blend: Blend, data: Predictions, settings: BlendSettings) -> None:
     """EM's estimate of the test's label mix, and the test probabilities adjusted to it (bounded)."""
     n_labels, y, test = data.oof.shape[2], data.y, blend.test
+    calibration = None
     if settings.em_start == "calibrated":
         # Calibrated on OOF rows, the probabilities carry the OOF label mix: EM starts there.
         blend.reference_prior = np.bincount(y, minlength=n_labels) / len(y)
-        test = apply_bias_corrected_temperature(test, *fit_bias_corrected_temperature(blend.oof, y))
+        temperature, bias = fit_bias_corrected_temperature(blend.oof, y)
+        test = apply_bias_corrected_temperature(test, temperature, bias)
+        calibration = {"temperature": float(temperature), "bias": [float(b) for b in bias]}
     else:
         blend.reference_prior = reference_prior(blend.chosen, data.names, blend.weights, data.trained_priors, y,
                                                 n_labels)  # fmt: skip
     blend.test, blend.test_prior = em_prior(test, blend.reference_prior, max_ratio=settings.em_max_ratio)
     blend.em_unbounded = em_prior(test, blend.reference_prior)[1]
+    blend.recipe["em"] = {"reference": [float(p) for p in blend.reference_prior], "max_ratio": settings.em_max_ratio,
+                          "calibration": calibration}  # fmt: skip

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..kernel.standalone import submission_rows
+
 #: Kaggle slug -> module under this package.
 MODULES = {
     "tensorflow-speech-recognition-challenge": "tensorflow_speech",
@@ -134,6 +136,17 @@ class TrainListing:
     noise: list[str]
 
 
+@dataclass(frozen=True)
+class NotebookBudget:
+    """What Kaggle gives the competition's inference notebook: ``minutes`` on a CPU machine of
+    ``cores`` cores (Kaggle's CPU notebooks: 4) for ``hidden_test_clips`` test clips. ``rule rehearse``
+    projects the notebook's measured time to it."""
+
+    minutes: float
+    hidden_test_clips: int
+    cores: int = 4
+
+
 class Competition(ABC):
     """One Kaggle audio classification competition. Subclasses set the attributes and the methods."""
 
@@ -158,6 +171,12 @@ class Competition(ABC):
     #: Whether Kaggle takes the competition's submissions as an uploaded CSV (``snakemake submit``);
     #: notebook-only competitions (code competitions) do not.
     submits_by_api: bool = True
+    #: The inference notebook's budget (a code competition's rules; otherwise Kaggle's 9-h notebook limit).
+    notebook_budget: NotebookBudget
+    #: The submission's prediction columns, as the workflow and the notebook write them
+    #: (:func:`wavefold.kernel.standalone.submission_rows`): ``top`` — the k most probable labels,
+    #: space-separated, in ``column`` — or ``scores``, a column per label.
+    submission_format: dict = {"kind": "top", "k": 1, "column": "label"}
     #: The files of the Kaggle download ("Download all" zip) the workflow needs.
     download_files: tuple[str, ...]
     #: The test clips' id column in the sample submission and every test table.
@@ -233,9 +252,11 @@ class Competition(ABC):
         return True
 
     # ------------------------------------------------------------------ submission
-    @abstractmethod
     def submission_table(self, fnames, probabilities: np.ndarray) -> pd.DataFrame:
-        """The submission's rows from test probabilities (rows: ``fnames``, columns: :attr:`labels`)."""
+        """The submission's rows from test probabilities (rows: ``fnames``, columns: :attr:`labels`),
+        by the notebook's own code: a code competition's notebook writes the same file."""
+        format_ = {**self.submission_format, "id_column": self.id_column}
+        return pd.DataFrame(submission_rows(list(fnames), probabilities, self.labels, format_))
 
     @abstractmethod
     def submission_problems(self, submission: pd.DataFrame) -> list[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import Competition, TrainListing, problem_row
+from . import Competition, NotebookBudget, TrainListing, problem_row
 
 #: The 41 labels, in the column order of every probability table (Kaggle's spelling).
 LABELS = (
@@ -104,6 +104,8 @@ class FreesoundAudioTagging(Competition):
     silence_label = None
     download_files = DOWNLOAD_FILES
     test_folder = TEST_FOLDER
+    notebook_budget = NotebookBudget(minutes=540, hidden_test_clips=9400)
+    submission_format = {"kind": "top", "k": TOP_K, "column": "label"}
     test_name_pattern = "<8 hex digits>.wav"
     demo_module = "freesound_audio_tagging_demo"
     metric_name = "map3"
@@ -161,10 +163,6 @@ class FreesoundAudioTagging(Competition):
         return TrainListing(clips, problems, [])
 
     # ------------------------------------------------------------------ submission
-    def submission_table(self, fnames, probabilities: np.ndarray) -> pd.DataFrame:
-        """``fname,label``: the three most probable labels of every clip, space-separated, best first."""
-        names = np.array(LABELS)[top_labels(probabilities)]
-        return pd.DataFrame({"fname": list(fnames), "label": [" ".join(row) for row in names]})
 
     def submission_problems(self, submission: pd.DataFrame) -> list[str]:
         split = submission["label"].fillna("").astype(str).str.split()

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import lwlrap_rows
-from . import LABEL_SET_SEPARATOR, TrainListing, multi_hot, problem_row, split_label_sets
+from . import LABEL_SET_SEPARATOR, NotebookBudget, TrainListing, multi_hot, problem_row, split_label_sets
 from .freesound_audio_tagging import FreesoundAudioTagging, layout_problems, unzip_folder
 
 #: The 80 labels, in the column order of the sample submission and every probability table.
@@ -71,6 +71,8 @@ class FreesoundAudioTagging2019(FreesoundAudioTagging):
     submits_by_api = False
     download_files = DOWNLOAD_FILES
     test_folder = TEST_FOLDER
+    notebook_budget = NotebookBudget(minutes=240, hidden_test_clips=4481)
+    submission_format = {"kind": "scores"}
     demo_module = "freesound_audio_tagging_2019_demo"
     metric_name = "lwlrap"
 
@@ -124,11 +126,6 @@ class FreesoundAudioTagging2019(FreesoundAudioTagging):
         return TrainListing(clips, problems, [])
 
     # ------------------------------------------------------------------ submission
-    def submission_table(self, fnames, probabilities: np.ndarray) -> pd.DataFrame:
-        """``fname`` and a score per label (the probabilities)."""
-        table = pd.DataFrame(np.asarray(probabilities, dtype=np.float64), columns=list(LABELS))
-        table.insert(0, "fname", list(fnames))
-        return table
 
     def submission_problems(self, submission: pd.DataFrame) -> list[str]:
         missing = [label for label in LABELS if label not in submission.columns]

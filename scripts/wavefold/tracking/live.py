@@ -19,7 +19,6 @@ import logging
 import queue
 import signal
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
