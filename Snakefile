@@ -24,6 +24,7 @@ include: "rules/train.smk"
 include: "rules/blend.smk"
 include: "rules/submit.smk"
 include: "rules/report.smk"
+include: "rules/kernel.smk"
 include: "rules/track.smk"
 include: "rules/tune.smk"
 
@@ -48,3 +49,4 @@ rule all:
         rules.report_figures.output,
         rules.provenance.output,
         rules.track.output if TRACKING["mlflow"] else [],
+        rules.rehearse.output if SUBMIT_KIND == "notebook" else [],

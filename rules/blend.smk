@@ -14,6 +14,7 @@ rule blend:
         test="results/blend/round{round}/test.csv",
         fold_tests=expand("results/blend/round{{round}}/test_fold{fold}.csv", fold=FOLDS),
         candidate_labels="results/blend/round{round}/candidate_labels.csv",
+        recipe="results/blend/round{round}/recipe.json",  # the chosen blend as data (a notebook applies it)
         label_mix=report(
             "results/blend/round{round}/label_mix.csv",
             category="2. Blend",
@@ -100,6 +101,7 @@ rule final_round:
         test="results/final/test.csv",
         candidates="results/final/candidates.csv",
         label_mix="results/final/label_mix.csv",
+        recipe="results/final/recipe.json",
         rounds=report("results/final/rounds.csv", category="2. Blend", caption="../report/rounds.rst"),
     log:
         "logs/final_round.log",

@@ -207,7 +207,7 @@ def get_blend_settings():
 
 def get_final_round_input(wildcards):
     """Every round's blend: its OOF and test tables, candidates, label mix and shift check."""
-    tables = ("oof", "test", "candidates", "label_mix", "shift")
+    tables = ("oof", "test", "candidates", "label_mix", "shift", "recipe")
     return {name: expand(rules.blend.output[name], round=ROUNDS) for name in tables}
 
 
@@ -227,6 +227,26 @@ def get_local_score_input(wildcards):
         "label_mix": rules.final_round.output.label_mix,
         "rounds": rules.final_round.output.rounds,
     }
+
+
+# ----------------------------------------------------------------------------- code competitions
+KERNEL = config["kernel"]
+# How the submission reaches Kaggle: an uploaded file, or a notebook Kaggle runs on the hidden test
+# (a code competition's only way). auto: what the competition takes.
+SUBMIT_KIND = config["submit"]["kind"]
+if SUBMIT_KIND == "auto":
+    SUBMIT_KIND = "file" if COMPETITION_INFO.submits_by_api else "notebook"
+if SUBMIT_KIND == "file" and not COMPETITION_INFO.submits_by_api:
+    raise SettingsError(
+        f"submit.kind: file — {COMPETITION} is a code competition: Kaggle scores only a notebook "
+        "it runs on the hidden test. Set submit.kind: notebook (or auto)"
+    )
+
+
+def get_export_input(wildcards):
+    """Every fold model of every round (the final round and its blend's members are known only once
+    the blend has run: the export takes the ones the final blend needs)."""
+    return {"models": expand(rules.train.output.model, round=ROUNDS, model=MODELS, fold=FOLDS)}
 
 
 # Where 'snakemake submit' goes: the demo has no Kaggle leaderboard, so its own hidden solution scores it.

@@ -1,5 +1,8 @@
 """Rule blend: fit the blend on one round's out-of-fold probabilities, apply it to the test probabilities."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 
 from wavefold import blend, competitions
@@ -36,6 +39,7 @@ with rule_step(snakemake, "blend") as log, live.tracked(live.Context.of(snakemak
     # a multi-label competition's, every label ranked)
     blend.candidate_labels(result, fnames, competition.candidate_column).to_csv(out.candidate_labels, index=False)
     result.weights.to_csv(out.weights, index=False, float_format="%.5f")
+    Path(out.recipe).write_text(json.dumps({**result.recipe, "round": int(snakemake.wildcards.round)}, indent=1))
     log.info("candidates (CV over the folds; fitted blends cross-validated):\n%s", result.candidates.to_string())
     log.info("weights:\n%s", result.weights.to_string())
     result.shift.table().to_csv(out.shift, index=False, float_format="%.4f")

@@ -20,7 +20,7 @@ with rule_step(snakemake, "final_round") as log:
     last_shifted = bool(pd.read_csv(inp.shift[-1]).iloc[0]["shifted"])
     choice = rounds.choose_final(oof, chosen, last_shifted, truth, competition, p.how, p.noise_se, p.choose_by)
     k = p.rounds.index(choice.round)
-    for name in ("oof", "test", "candidates", "label_mix"):
+    for name in ("oof", "test", "candidates", "label_mix", "recipe"):
         shutil.copyfile(inp[name][k], out[name])
     choice.table.to_csv(out.rounds, index=False, float_format="%.5f")
     log.info("the rounds' chosen blends, CV %s per fold (rows: %d scored clips and silence examples):\n%s",

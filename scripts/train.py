@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wavefold import blend, cache, competitions
+from wavefold import cache, competitions
+from wavefold.folds import truth_table
 from wavefold.devices import DeviceLease, pick_device
 from wavefold.settings.training import TrainSettings, job_seed
 from wavefold.steps import rule_step
@@ -75,7 +76,7 @@ with rule_step(snakemake, "train") as log, DeviceLease():
                       paths.checkpoint.with_name("mlflow-run.txt"), identity) as run:  # fmt: skip
         result = loop.train_fold(fold_data, train_settings, seed, paths, device, fold, identity, shifts, run.epoch)
         competition = competitions.get(p.competition)
-        truth = blend.truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
+        truth = truth_table(pd.read_csv(inp.folds), pd.read_csv(inp.silence))
         score = summaries.fold_score(competition, pd.read_csv(out.oof), truth)
         run.log(summaries.job_summary(competition, pd.read_csv(out.metrics), pd.read_csv(out.curve), score),
                 artifacts=[out.model, out.curve, out.metrics], outputs=[out.curve, out.metrics])  # fmt: skip

@@ -111,6 +111,8 @@ def test_pcen_is_librosas_and_follows_a_changing_level():
     settled = scipy.signal.lfilter_zi([b], [1, b - 1])[0] * scaled[..., :1]
     expected = librosa.pcen(scaled, sr=100, hop_length=1, zi=settled)
     np.testing.assert_allclose(features.pcen(mel, 100.0).numpy(), expected, rtol=1e-9, atol=1e-9)
+    # The exportable form (the smoother as a matrix product, for ONNX) is the same filter.
+    np.testing.assert_allclose(features.pcen(mel, 100.0, by_matrix=True).numpy(), expected, rtol=1e-9, atol=1e-9)
 
     generator = torch.Generator().manual_seed(0)
     t = torch.arange(16000) / 16000

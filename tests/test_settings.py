@@ -106,6 +106,7 @@ SECTIONS = {
     "pseudo_label": "wavefold.pseudo.PseudoSettings",
     "tracking": "wavefold.tracking.TrackingSettings",
     "offline_augment": "wavefold.offline_augment.OfflineSettings",
+    "kernel": "wavefold.kernel.package.KernelSettings",
 }
 
 

@@ -25,6 +25,7 @@ class FrontEnd(nn.Module):
     def __init__(self, kind: str, settings: FeatureSettings = FeatureSettings()):
         super().__init__()
         self.kind, self.settings = kind, settings
+        self.exportable = False  # True: PCEN's smoother as a matrix product, which ONNX can express
         win = int(settings.sample_rate * settings.window_ms / 1000)
         hop = self.hop = int(settings.sample_rate * settings.hop_ms / 1000)
         n_fft = 1 << (win - 1).bit_length()
@@ -49,7 +50,7 @@ class FrontEnd(nn.Module):
             with torch.autocast(device_type=wave.device.type, enabled=False):
                 x = self.transform(wave.float())
                 if self.kind == "logmel" and self.settings.compression == "pcen":
-                    x = pcen(x, self.settings.sample_rate / self.hop)
+                    x = pcen(x, self.settings.sample_rate / self.hop, by_matrix=self.exportable)
                 elif self.kind == "logmel":
                     x = torch.log(x + 1e-6)
             x = x.unsqueeze(1)
@@ -63,7 +64,7 @@ PCEN_GAIN, PCEN_BIAS, PCEN_POWER, PCEN_SECONDS, PCEN_EPS = 0.98, 2.0, 0.5, 0.4, 
 PCEN_SCALE = 2.0**31
 
 
-def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
+def pcen(mel_power: torch.Tensor, frames_per_second: float, by_matrix: bool = False) -> torch.Tensor:
     """Per-channel energy normalisation of (batch, bands, frames) mel power, as librosa.pcen computes it.
 
     Each band is divided by a smoothed copy of itself (a one-pole low-pass over time) raised to
@@ -71,7 +72,11 @@ def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
     and a device's level and response. librosa works on NumPy arrays on the CPU; this is the same on
     the device, with torchaudio's IIR filter. One difference: the smoother starts settled at the clip's
     first frame (librosa computes the same given that initial state, ``zi``); librosa's default state
-    is that of an input of 1, which in a 1-s clip leaves a transient over its first ~0.4 s."""
+    is that of an input of 1, which in a 1-s clip leaves a transient over its first ~0.4 s.
+
+    ``by_matrix``: the same one-pole filter as a product with its (frames, frames) impulse-response
+    matrix — what an exported ONNX graph computes (torchaudio's lfilter has no ONNX form); equal to
+    rounding, and cheap at a clip's ~100 frames."""
     s = PCEN_SCALE * mel_power
     t = PCEN_SECONDS * frames_per_second
     b = (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)  # librosa's smoothing coefficient for that time constant
@@ -79,7 +84,13 @@ def pcen(mel_power: torch.Tensor, frames_per_second: float) -> torch.Tensor:
     b_coeffs = torch.tensor([b, 0.0], dtype=s.dtype, device=s.device)
     first = s[..., :1]
     # The filter has unit gain at DC: filtering s - first and adding first back starts it settled there.
-    smooth = torchaudio.functional.lfilter(s - first, a_coeffs, b_coeffs, clamp=False) + first
+    if by_matrix:  # y[t] = b x[t] + (1 - b) y[t-1]: y = x @ R, R[k, t] = b (1 - b)^(t - k) for t >= k
+        frames = s.shape[-1]
+        lag = torch.arange(frames, device=s.device)[None, :] - torch.arange(frames, device=s.device)[:, None]
+        response = torch.where(lag >= 0, b * (1 - b) ** lag.clamp(min=0).to(s.dtype), torch.zeros((), dtype=s.dtype))
+        smooth = (s - first) @ response + first
+    else:
+        smooth = torchaudio.functional.lfilter(s - first, a_coeffs, b_coeffs, clamp=False) + first
     smooth = torch.exp(-PCEN_GAIN * (math.log(PCEN_EPS) + torch.log1p(smooth / PCEN_EPS)))
     return (s * smooth + PCEN_BIAS) ** PCEN_POWER - PCEN_BIAS**PCEN_POWER
 

@@ -175,3 +175,12 @@ def summary(folds: pd.DataFrame, silence: pd.DataFrame, labels, multi_label: boo
     counts.loc["all"] = counts.sum()
     counts.loc["all", "groups"] = folds["group"].nunique()
     return counts.astype(int)
+
+def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
+    """Every OOF clip the CV is scored on, with its fold and label: the labelled clips whose labels
+    are to be trusted (``scored``: Freesound's manually verified ones, as every test label is) and
+    the silence examples. The blend is fitted and scored on these rows only."""
+    columns = ["id", "fold", "label"]
+    if "scored" in folds.columns:
+        folds = folds[folds["scored"].astype(bool)]
+    return pd.concat([folds[columns], silence[columns]], ignore_index=True).set_index("id")

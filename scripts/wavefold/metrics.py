@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernel.standalone import EPS  # probabilities are clipped to [EPS, 1 - EPS] before a logarithm
+#: Probabilities are clipped to [EPS, 1 - EPS] before a logarithm (the notebook's, wavefold.kernel.portable.blend.EPS,
+#: is the same: tests/test_kernel.py).
+EPS = 1e-7
 
 
 def log_loss(probabilities: np.ndarray, y: np.ndarray, eps: float = EPS) -> float:

@@ -1,7 +1,7 @@
 """Probabilities re-shaped after (or before) blending: temperatures, bias-corrected temperature
 scaling, EM's estimate of the test set's label mix (bounded), and matching the labels to a mix.
 
-What applies them to test probabilities lives in :mod:`wavefold.kernel.standalone`, the code
+What applies them to test probabilities lives in :mod:`wavefold.kernel.portable`, the code
 competition's notebook, which runs them on the hidden test: the DAG uses the very same functions."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
-from ..kernel.standalone import (EPS, apply_bias_corrected_temperature, bound_prior, em_prior,  # noqa: F401
-                                 match_label_mix, normalise, scale_temperature)
+from ..kernel.portable.blend import (EPS, apply_bias_corrected_temperature, bound_prior, em_prior,  # noqa: F401
+                                       match_label_mix, normalise, scale_temperature)
 from ..metrics import log_loss
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from ..kernel.standalone import EPS, stack_features, stacker_probabilities, weighted_average
+from ..kernel.portable.blend import EPS, stack_features, stacker_probabilities, weighted_average
 from ..metrics import log_loss
 from .scoring import accuracy
 

@@ -245,13 +245,13 @@ def refit(data: Predictions, settings: BlendSettings) -> tuple[pd.DataFrame, dic
 
 
 def recipe(chosen: str, data: Predictions, temperatures: np.ndarray | None, states: dict) -> dict:
-    """The chosen blend as data (JSON): what :func:`wavefold.kernel.standalone.apply_blend` needs to
+    """The chosen blend as data (JSON): what :func:`wavefold.kernel.portable.blend.apply_blend` needs to
     make the blend's test probabilities from the members' (``members``: their order in P). EM and
     label-mix matching are added where they are applied."""
     out = {"members": list(data.names), "multi_label": data.multi_label, "labels": list(data.label_names),
            "temperatures": None, "em": None, "match_mix": False}  # fmt: skip
     if chosen in data.names:
-        out["combine"] = {"kind": "member", "member": data.names.index(chosen)}
+        out["combine"] = {"kind": "member", "member": data.names.index(chosen), "candidate": chosen}
         return out
     out["temperatures"] = None if temperatures is None else [float(t) for t in temperatures]
     state = states[chosen]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..competitions import encode_labels, split_label_sets
+from ..folds import truth_table  # noqa: F401 (the rows a blend is scored on: the folds')
 from ..metrics import EPS
 from .fit import Blend, Predictions, fit_blend
 from .settings import BlendError, BlendSettings
@@ -51,14 +52,6 @@ def align(table: pd.DataFrame, ids: pd.Index, id_column: str, path, labels, norm
     return values / np.clip(values.sum(1, keepdims=True), EPS, None)
 
 
-def truth_table(folds: pd.DataFrame, silence: pd.DataFrame) -> pd.DataFrame:
-    """Every OOF clip the CV is scored on, with its fold and label: the labelled clips whose labels
-    are to be trusted (``scored``: Freesound's manually verified ones, as every test label is) and
-    the silence examples. The blend is fitted and scored on these rows only."""
-    columns = ["id", "fold", "label"]
-    if "scored" in folds.columns:
-        folds = folds[folds["scored"].astype(bool)]
-    return pd.concat([folds[columns], silence[columns]], ignore_index=True).set_index("id")
 
 
 def trained_prior(metrics_paths: list, labels) -> np.ndarray:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..kernel.standalone import submission_rows
+from ..kernel.portable.submission import submission_rows
 
 #: Kaggle slug -> module under this package.
 MODULES = {
@@ -174,7 +174,7 @@ class Competition(ABC):
     #: The inference notebook's budget (a code competition's rules; otherwise Kaggle's 9-h notebook limit).
     notebook_budget: NotebookBudget
     #: The submission's prediction columns, as the workflow and the notebook write them
-    #: (:func:`wavefold.kernel.standalone.submission_rows`): ``top`` — the k most probable labels,
+    #: (:func:`wavefold.kernel.portable.submission.submission_rows`): ``top`` — the k most probable labels,
     #: space-separated, in ``column`` — or ``scores``, a column per label.
     submission_format: dict = {"kind": "top", "k": 1, "column": "label"}
     #: The files of the Kaggle download ("Download all" zip) the workflow needs.
