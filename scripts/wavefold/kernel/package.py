@@ -173,7 +173,7 @@ def write_package(dataset: Path, kernel: Path, recipe: dict, models: Path, wheel
         for path in member["folds"]:
             shutil.copyfile(models / Path(path).name, dataset / path)
     if wheels is not None:
-        shutil.copytree(wheels, dataset / notebook.WHEELS)
+        shutil.copytree(wheels, dataset / notebook.WHEELS, ignore=shutil.ignore_patterns(".snakemake*"))
     (dataset / notebook.RECIPE).write_text(json.dumps(recipe, indent=1))
     shutil.copytree(Path(portable.__file__).parent, dataset / notebook.PORTABLE,
                     ignore=shutil.ignore_patterns("__pycache__"))
