@@ -259,7 +259,12 @@ SUBMISSIONS_LOG = "results/submissions.csv"  # every submission, appended by the
 
 
 def get_submit_input(wildcards):
-    return {"solution": f"{RESOURCES}/solution.csv"} if SUBMIT_TO == "local" else {}
+    """The demo's hidden solution (the local scorer); for a notebook, the package, once rehearsed."""
+    files = {"solution": f"{RESOURCES}/solution.csv"} if SUBMIT_TO == "local" else {}
+    if SUBMIT_KIND == "notebook":
+        files.update(dataset=rules.package.output.dataset, notebook=rules.package.output.notebook,
+                     rehearsal=rules.rehearse.output.submission, rehearsed=rules.rehearse.output.summary)
+    return files
 
 
 # ----------------------------------------------------------------------------- tuning

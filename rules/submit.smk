@@ -57,8 +57,9 @@ rule score_local:
 
 # 'snakemake submit': upload the submission (Kaggle, or the local scorer for the demo), wait for the
 # score and append it to results/submissions.csv, the history of every submission (kept across runs:
-# update(), which Snakemake restores if the job fails) and its plot. Never part of 'all'; runs where
-# there is internet.
+# update(), which Snakemake restores if the job fails) and its plot. For a notebook (submit.kind), the
+# rehearsed package: the Dataset, the notebook, then the code submission (the local scorer scores what
+# the rehearsed notebook wrote). Never part of 'all'; runs where there is internet.
 rule submit:
     input:
         unpack(get_submit_input),
@@ -85,8 +86,12 @@ rule submit:
         runtime=60,
     params:
         to=SUBMIT_TO,
+        kind=SUBMIT_KIND,
+        kernel=KERNEL,
         competition=COMPETITION,
         wait_minutes=config["submit"]["wait_minutes"],
+        dataset_wait_minutes=config["submit"]["dataset_wait_minutes"],
+        notebook_wait_minutes=config["submit"]["notebook_wait_minutes"],
         poll_seconds=config["submit"]["poll_seconds"],
     script:
         "../scripts/submit.py"

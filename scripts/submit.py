@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import blend, competitions, provenance, report, submission, submit
+from wavefold import blend, competitions, kaggle_api, provenance, report, submission, submit
+from wavefold.kernel import package, upload
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submit") as log:
@@ -15,16 +16,27 @@ with rule_step(snakemake, "submit") as log:
     sample = pd.read_csv(Path(inp.extracted) / "sample_submission.csv")
     competition = competitions.get(p.competition)
     sha256 = submission.check_upload(path, sample, Path(inp.digest).read_text(), competition)
+    if p.kind == "notebook":  # what is submitted is the package: it is what the description's hash names
+        path, sha256 = Path(inp.rehearsal), upload.package_sha256(Path(inp.dataset), Path(inp.notebook))
     _, cv = blend.chosen_candidate(pd.read_csv(inp.candidates), competition.metric_name)
     description = submit.describe(provenance.git_commit(Path(snakemake.scriptdir).parent), provenance.config_hash(snakemake.config), cv, sha256)
     previous = submit.read_log(Path(out.history))  # update(): the history as the last submit left it
-    log.info("submitting %s to %s: %s", path, p.to, description)
+    log.info("submitting %s (%s) to %s: %s", path, p.kind, p.to, description)
+    kaggle = snakemake.config["kaggle"]  # how hard to try, as the download does (not params: it changes nothing)
     if p.to == "local":
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
         outcome = submit.submit_local(path, Path(inp.solution), sha256, competition)
+    elif p.kind == "notebook":
+        settings = package.KernelSettings.from_config(p.kernel)
+        timing = upload.Timing(p.dataset_wait_minutes * 60, p.notebook_wait_minutes * 60, p.wait_minutes * 60,
+                               p.poll_seconds)  # fmt: skip
+        outcome, version = upload.submit_notebook(
+            kaggle_api.client(), Path(inp.dataset), Path(inp.notebook), p.competition,
+            settings.dataset_id(p.competition), settings.notebook_id(p.competition), description, sha256, previous,
+            timing, kaggle["retries"], kaggle["backoff_seconds"])  # fmt: skip
+        log.info("submitted %s version %d", settings.notebook_id(p.competition), version)
     else:
         submit.refuse_notebook_only(competition)
-        kaggle = snakemake.config["kaggle"]  # how hard to try, as the download does (not params: it changes nothing)
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,
                                        p.poll_seconds, kaggle["retries"], kaggle["backoff_seconds"])  # fmt: skip
     row = submit.record(Path(out.history), p.to, p.competition, path, sha256, cv, description, outcome)

@@ -228,3 +228,21 @@ def pytest_sessionfinish(session, exitstatus):
         session.config.get_terminal_writer().line(
             "the tests wrote inside the checkout: " + ", ".join(changed[:20]), red=True, bold=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def dummy_wheel(folder: Path, name: str = "wavefold_test_wheel", version: str = "1.0") -> str:
+    """A pure-Python wheel (any platform) the test makes: what rule fetch_wheels fetches offline here."""
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "VALUE = 1\n", f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}  # fmt: skip
+    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
+              f"{len(text.encode())}" for path, text in files.items()] + [f"{info}/RECORD,,"]  # fmt: skip
+    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for path, text in {**files, f"{info}/RECORD": "\n".join(record) + "\n"}.items():
+            wheel.writestr(path, text)
+    return f"{name.replace('_', '-')}=={version}"

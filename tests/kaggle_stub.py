@@ -2,8 +2,9 @@
 
 Kaggle is the one external service the tests cannot reach. This server speaks the part of the
 protocol the workflow uses (as the kaggle 2.2.4 client speaks it): every API call is
-``POST /api/v1/competitions.CompetitionApiService/<Method>`` with a JSON body, errors are
-``{"code": N, "message": ...}``, a download answers 302 to a file URL. The client is pointed at it
+``POST /api/v1/<service>/<Method>`` with a JSON body (competitions, and for a code competition's
+notebook datasets, blobs and kernels), errors are ``{"code": N, "message": ...}``, a download answers
+302 to a file URL, an upload is a PUT to the URL the start call gave. The client is pointed at it
 with ``KAGGLE_API_ENVIRONMENT=LOCALHOST`` and an HTTP proxy, see :meth:`KaggleStub.client_env`.
 
 Failures are scripted per method: ``stub.fail("DownloadDataFiles", 429, "Too many requests", times=2)``.
@@ -20,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 SERVICE = "/api/v1/competitions.CompetitionApiService/"
+API = "/api/v1/"
 RULES_MESSAGE = "You must accept this competition's rules before you'll be able to download files."
 
 
@@ -38,6 +40,16 @@ class KaggleStub:
     pending_polls: int = 1  # how many list calls see a new submission still PENDING
     submissions: list[dict] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    # A code competition's notebook: Datasets (id -> versions' files), notebooks (id -> versions).
+    datasets: dict[str, dict] = field(default_factory=dict)
+    processing_polls: int = 1  # status calls that see a new Dataset version still being processed
+    kernels: dict[str, dict] = field(default_factory=dict)
+    running_polls: int = 2  # status calls that see a pushed notebook QUEUED, then RUNNING
+    kernel_outcome: str = "COMPLETE"  # how the next pushed notebook's run ends: COMPLETE | ERROR
+    kernel_log: str = "clip 1/1\n"  # its log (kernels output)
+    code_scorer: object = None  # (the notebook's version entry) -> (public, private)
+    dataset_requests: list[dict] = field(default_factory=list)
+    blob_name: dict[str, str] = field(default_factory=dict)  # upload token -> the file's name
 
     def fail(self, method: str, code: int, message: str, times: int = 1) -> None:
         self.failures.setdefault(method, []).extend([(code, message)] * times)
@@ -65,9 +77,9 @@ class KaggleStub:
                 path = urlsplit(self.path).path
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                method = path.removeprefix(SERVICE)
+                method = path.rsplit("/", 1)[-1]
                 stub.calls.append(method)
-                if not path.startswith(SERVICE):
+                if not path.startswith(API) or path.count("/") != 4:
                     return self._json(404, {"code": 404, "message": f"no such endpoint {path}"})
                 if not self._authorised():
                     return self._json(401, {"code": 401, "message": "Unauthenticated"})
@@ -136,6 +148,85 @@ class KaggleStub:
                     listed.append(shown)
                 self._json(200, {"submissions": listed, "nextPageToken": ""})
 
+            # --------------------------------------------------------------- a notebook's submission
+            def api_StartBlobUpload(self, body):
+                token = f"blob-{len(stub.uploads) + 1}"
+                stub.uploads[token], stub.blob_name[token] = b"", body.get("name", "")
+                self._json(200, {"token": token, "createUrl": f"http://localhost/upload/{token}"})
+
+            def _new_version(self, dataset_id, files):
+                entry = stub.datasets.setdefault(dataset_id, {"versions": []})
+                entry["versions"].append({name: stub.uploads.get(f.get("token", ""), b"") for name, f in
+                                          zip(stub.blob_names(files), files)})  # fmt: skip
+                entry["polls"] = stub.processing_polls
+                self._json(200, {"ref": dataset_id, "url": f"https://www.kaggle.com/datasets/{dataset_id}", "status": "ok"})
+
+            def api_CreateDataset(self, body):
+                dataset_id = f"{body['ownerSlug']}/{body['slug']}"
+                if dataset_id in stub.datasets:
+                    return self._json(200, {"status": "error", "error": "The dataset already exists"})
+                stub.dataset_requests.append(body)
+                self._new_version(dataset_id, body.get("files", []))
+
+            def api_CreateDatasetVersion(self, body):
+                dataset_id = f"{body['ownerSlug']}/{body['datasetSlug']}"
+                if dataset_id not in stub.datasets:
+                    return self._json(404, {"code": 404, "message": "Dataset not found"})
+                stub.dataset_requests.append(body)
+                self._new_version(dataset_id, body.get("body", {}).get("files", []))
+
+            def api_GetDatasetStatus(self, body):
+                entry = stub.datasets.get(f"{body['ownerSlug']}/{body['datasetSlug']}")
+                if entry is None:
+                    return self._json(404, {"code": 404, "message": "Dataset not found"})
+                entry["polls"] -= 1
+                self._json(200, {"status": "BLOBS_RECEIVED" if entry["polls"] >= 0 else "READY"})
+
+            def api_SaveKernel(self, body):
+                entry = stub.kernels.setdefault(body["slug"], {"versions": []})
+                entry["versions"].append({**body, "outcome": stub.kernel_outcome, "log": stub.kernel_log})
+                entry["polls"] = stub.running_polls
+                self._json(200, {"ref": body["slug"], "url": f"https://www.kaggle.com/code/{body['slug']}",
+                                 "versionNumber": len(entry["versions"]), "kernelId": 7})  # fmt: skip
+
+            def _kernel(self, body):
+                entry = stub.kernels.get(f"{body['userName']}/{body['kernelSlug']}")
+                if entry is None:
+                    self._json(404, {"code": 404, "message": "Notebook not found"})
+                return entry
+
+            def api_GetKernelSessionStatus(self, body):
+                entry = self._kernel(body)
+                if entry is not None:
+                    entry["polls"] -= 1
+                    last = entry["versions"][-1]
+                    if entry["polls"] >= 0:
+                        status = "QUEUED" if entry["polls"] >= stub.running_polls - 1 else "RUNNING"
+                        return self._json(200, {"status": status})
+                    failure = {"failureMessage": "Your notebook hit an error"} if last["outcome"] == "ERROR" else {}
+                    self._json(200, {"status": last["outcome"], **failure})
+
+            def api_ListKernelSessionOutput(self, body):
+                entry = self._kernel(body)
+                if entry is not None:
+                    self._json(200, {"files": [], "log": entry["versions"][-1]["log"], "nextPageToken": ""})
+
+            def api_CreateCodeSubmission(self, body):
+                kernel = f"{body['kernelOwner']}/{body['kernelSlug']}"
+                entry = stub.kernels.get(kernel)
+                version = body.get("kernelVersion")
+                if entry is None or not version or version > len(entry["versions"]):
+                    return self._json(404, {"code": 404, "message": f"no notebook {kernel} version {version}"})
+                if len(stub.submissions) >= stub.daily_limit:
+                    return self._json(429, {"code": 429, "message": "Your team has used its daily Submission allowance"})
+                public, private = stub.code_scorer(entry["versions"][version - 1]) if stub.code_scorer else ("", "")
+                ref = 60000 + len(stub.submissions)
+                stub.submissions.insert(0, {"ref": ref, "description": body.get("submissionDescription", ""),
+                                            "fileName": body.get("fileName", ""), "status": "PENDING",
+                                            "polls": stub.pending_polls, "publicScore": str(public),
+                                            "privateScore": str(private), "totalBytes": 0})  # fmt: skip
+                self._json(200, {"message": f"Successfully submitted to {body['competitionName']}", "ref": ref})
+
             def do_PUT(self):
                 token = urlsplit(self.path).path.rsplit("/", 1)[-1]
                 stub.calls.append(f"PUT {token}")
@@ -168,6 +259,10 @@ class KaggleStub:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
+
+    def blob_names(self, files: list[dict]) -> list[str]:
+        """The uploaded files' names, by their tokens (StartBlobUpload's name)."""
+        return [self.blob_name.get(f.get("token", ""), "") for f in files]
 
     def stop(self) -> None:
         self.server.shutdown()

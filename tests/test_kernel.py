@@ -178,28 +178,10 @@ def test_the_notebooks_metadata_turns_internet_off_in_so_many_words():
 # --------------------------------------------------------------------------- the DAG: package and rehearsal
 
 
-def dummy_wheel(folder: Path, name: str = "wavefold_test_wheel", version: str = "1.0") -> str:
-    """A pure-Python wheel (any platform) the test makes: what rule fetch_wheels fetches offline here."""
-    import base64
-    import hashlib
-    import zipfile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    info = f"{name}-{version}.dist-info"
-    files = {f"{name}/__init__.py": "VALUE = 1\n", f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}  # fmt: skip
-    record = [f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b'=').decode()},"
-              f"{len(text.encode())}" for path, text in files.items()] + [f"{info}/RECORD,,"]  # fmt: skip
-    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
-        for path, text in {**files, f"{info}/RECORD": "\n".join(record) + "\n"}.items():
-            wheel.writestr(path, text)
-    return f"{name.replace('_', '-')}=={version}"
-
-
 @pytest.fixture(scope="module")
 def rehearsed(speech_run, tmp_path_factory):
     """The shared run with submit.kind: notebook — only export, fetch_wheels, package and rehearse run."""
-    from conftest import SPEECH_RUN, copy_tree, snakemake
+    from conftest import SPEECH_RUN, copy_tree, dummy_wheel, snakemake
 
     work = copy_tree(speech_run, tmp_path_factory.mktemp("rehearsed") / "run")
     wheels = tmp_path_factory.mktemp("wheelhouse")
@@ -255,8 +237,8 @@ def copied_package(work: Path, target: Path) -> tuple[Path, Path]:
 
 
 def test_a_notebook_that_imports_wavefold_or_differs_from_the_dag_fails_its_rehearsal(rehearsed, tmp_path):
-    """A package whose script imports wavefold is refused, naming the line; a package whose blend
-    differs from the DAG's (its members' weights swapped) runs, and its rows are named as differing."""
+    """A package whose script imports wavefold is refused, naming the line; a package whose predictions
+    differ from the DAG's (another TTA shift in its recipe) runs, and its rows are named as differing."""
     import json
 
     import pandas as pd
@@ -273,12 +255,7 @@ def test_a_notebook_that_imports_wavefold_or_differs_from_the_dag_fails_its_rehe
 
     dataset, kernel = copied_package(work, tmp_path / "b")
     recipe = json.loads((dataset / "recipe.json").read_text())
-    folds = [m["folds"] for m in recipe["members"]]
-    if len(folds) > 1:  # each member runs the other's models
-        for member, files in zip(recipe["members"], folds[::-1]):
-            member["folds"] = files
-    else:  # one member: its fold-0 model in place of its fold 1
-        recipe["members"][0]["folds"] = [folds[0][0]] * len(folds[0])
+    recipe["tta_shifts"] = [6000]  # every clip heard 0.375 s late, its end cut off: not what the DAG predicted
     (dataset / "recipe.json").write_text(json.dumps(recipe))
     written, timing = rehearse.run_notebook(kernel, dataset, extracted, "tensorflow-speech-recognition-challenge", 1,
                                             tmp_path / "b.log")  # fmt: skip
@@ -295,3 +272,154 @@ def test_a_notebook_over_its_budget_is_refused_with_the_figure():
     over = rehearse.Projection(clips=100, seconds=30.0, hidden_clips=158538, budget_minutes=540, threads=4)
     assert fits.fits and fits.minutes == pytest.approx(2.0 / 100 * 158538 / 60)
     assert not over.fits and over.describe().startswith("792.7 min of the 540-min budget for 158,538 hidden clips")
+
+
+# --------------------------------------------------------------------------- submitting the notebook
+
+
+def notebook_submit(work: Path, stub, tmp_path: Path, to: str = "kaggle"):
+    import os
+
+    from conftest import SPEECH_RUN, snakemake
+
+    for path in (work / "results/submit/last.json", work / "results/submissions.csv"):
+        path.unlink(missing_ok=True)
+    config = {**SPEECH_RUN, "submit": {**SPEECH_RUN["submit"], "kind": "notebook", "to": to},
+              "kernel": json_of(work / "test-config.yaml")["kernel"],
+              "kaggle": {"retries": 3, "backoff_seconds": 0.05}}  # fmt: skip
+    env = stub.client_env(dict(os.environ), tmp_path) if stub else None
+    return snakemake(work, "submit", config=config, env=env, timeout=600)
+
+
+def json_of(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture
+def submitting(rehearsed, tmp_path):
+    """A copy of the rehearsed run and a stand-in Kaggle whose code submissions score 0.91."""
+    from conftest import copy_tree
+    from kaggle_stub import KaggleStub
+
+    work = copy_tree(rehearsed[0], tmp_path / "run")
+    stub = KaggleStub(code_scorer=lambda version: (0.91, 0.9), processing_polls=2).start()
+    yield work, stub
+    stub.stop()
+
+
+def test_a_notebook_is_submitted_through_the_kaggle_client_dataset_first(submitting, tmp_path):
+    """snakemake submit, submit.kind notebook, through the real client: the Dataset created with its
+    sub-folders zipped (the client skips them otherwise) and waited for while Kaggle processes it, the
+    notebook pushed with the internet off and waited for while it runs, then the code submission of
+    that version, its score awaited and recorded; the same package again is refused."""
+    import pandas as pd
+
+    from conftest import output_of
+
+    work, stub = submitting
+    result = notebook_submit(work, stub, tmp_path)
+    assert result.returncode == 0, output_of(result)[-4000:]
+    calls = stub.calls
+    order = [calls.index(c) for c in ("GetSubmissionLimits", "CreateDataset", "SaveKernel", "CreateCodeSubmission")]
+    assert order == sorted(order)
+    assert calls.index("CreateCodeSubmission") > max(i for i, c in enumerate(calls) if c == "GetKernelSessionStatus")
+    assert calls.count("GetKernelSessionStatus") == 3  # QUEUED, RUNNING, COMPLETE
+    ready = max(i for i, c in enumerate(calls) if c == "GetDatasetStatus")
+    assert ready < calls.index("SaveKernel")
+    assert calls[calls.index("CreateDataset") : ready + 1].count("GetDatasetStatus") == 3  # processing, processing, READY
+    (dataset_id, entry), = stub.datasets.items()
+    uploaded = set(entry["versions"][0])
+    assert uploaded == {"recipe.json", "models.zip", "portable.zip", "wheels.zip"}  # no .snakemake_timestamp
+    (kernel_id, kernel), = stub.kernels.items()
+    pushed = kernel["versions"][0]
+    assert pushed["enableInternet"] is False and pushed["datasetDataSources"] == [dataset_id]
+    assert pushed["competitionDataSources"] == ["tensorflow-speech-recognition-challenge"]
+    assert pushed["text"] == (work / "results/kernel/notebook/inference.py").read_text()
+    history = pd.read_csv(work / "results/submissions.csv")
+    assert history["status"].item() == "complete" and history["public"].item() == pytest.approx(0.91)
+    assert stub.submissions[0]["description"] == history["description"].item()
+
+    again = notebook_submit(work, stub, tmp_path)
+    assert again.returncode != 0 and "already among the submissions on Kaggle" in output_of(again)
+    assert len(stub.submissions) == 1 and len(entry["versions"]) == 1  # refused before any upload
+
+
+def test_a_notebook_that_fails_on_kaggle_shows_its_log_and_is_not_submitted(submitting, tmp_path):
+    """An existing Dataset gets a new version; a notebook run that ends in ERROR stops the submission
+    and shows the last lines of its log; a rate limit on the way is retried."""
+    from conftest import output_of
+
+    work, stub = submitting
+    settings = json_of(work / "results/kernel/dataset/dataset-metadata.json")
+    stub.datasets[settings["id"]] = {"versions": [{}], "polls": 0}
+    stub.kernel_outcome, stub.kernel_log = "ERROR", "loading models\nMemoryError: onnxruntime could not allocate\n"
+    stub.fail("GetDatasetStatus", 429, "Too many requests")
+    result = notebook_submit(work, stub, tmp_path)
+    assert result.returncode != 0
+    text = output_of(result)
+    assert "ended in ERROR" in text and "MemoryError: onnxruntime could not allocate" in text
+    assert "CreateDatasetVersion" in stub.calls and "CreateDataset" not in stub.calls
+    assert "CreateCodeSubmission" not in stub.calls and not stub.submissions
+    assert len(stub.datasets[settings["id"]]["versions"]) == 2
+
+
+def test_the_demo_scores_what_the_rehearsed_notebook_wrote(rehearsed, tmp_path):
+    """submit.to: local with a notebook: the hidden solution scores the notebook's own submission.csv."""
+    import pandas as pd
+
+    from conftest import copy_tree, output_of
+    from wavefold import competitions, submission
+
+    work = copy_tree(rehearsed[0], tmp_path / "run")
+    result = notebook_submit(work, None, tmp_path, to="local")
+    assert result.returncode == 0, output_of(result)[-3000:]
+    history = pd.read_csv(work / "results/submissions.csv")
+    written = pd.read_csv(work / "results/kernel/rehearsal/submission.csv")
+    solution = pd.read_csv(next(work.glob("resources/*/solution.csv")))
+    expected = submission.score(written, solution, competitions.get("tensorflow-speech-recognition-challenge"))
+    assert history["public"].item() == pytest.approx(expected["public"]) and history["file"].item().endswith(
+        "rehearsal/submission.csv")  # fmt: skip
+
+
+def test_the_notebook_installs_what_the_image_lacks_from_the_datasets_wheels(tmp_path):
+    """In a fresh virtual environment (Kaggle's image stands in for it) without the package, the
+    notebook's ensure_runtime installs it from the Dataset's wheels/ with pip --no-index, and it imports."""
+    import subprocess
+    import sys
+    import venv
+
+    from conftest import dummy_wheel
+    from wavefold.kernel import notebook
+
+    dataset = tmp_path / "dataset"
+    dummy_wheel(dataset / notebook.WHEELS)
+    venv.create(tmp_path / "image", with_pip=True)
+    python = tmp_path / "image/bin/python"
+    import numpy  # the image has numpy and pandas: the workflow's stand in for them
+
+    image_site = next((tmp_path / "image/lib").glob("python3*/site-packages"))
+    (image_site / "image.pth").write_text(str(Path(numpy.__file__).parents[1]) + "\n")
+    check = "import wavefold_test_wheel"
+    assert subprocess.run([python, "-c", check], capture_output=True).returncode != 0  # not there before
+    code = (f"import sys; sys.path.insert(0, {str(Path(notebook.__file__).parent)!r}); import notebook; "
+            f"notebook.ensure_runtime(__import__('pathlib').Path({str(dataset)!r}), 'wavefold_test_wheel')")  # fmt: skip
+    environment = {"PATH": "/usr/bin:/bin", "PIP_INDEX_URL": "http://127.0.0.1:9/nowhere", "PIP_NO_INPUT": "1"}
+    done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert subprocess.run([python, "-c", check + "; assert wavefold_test_wheel.VALUE == 1"]).returncode == 0
+    del sys
+
+
+def test_the_inference_bench_times_the_runtimes_on_the_same_clips(rehearsed):
+    """bench/inference.py in its smoke mode on the rehearsed run: a row per runtime, onnxruntime's
+    probabilities torch's to the export's tolerance, torch the baseline of the ratios."""
+    from test_bench import bench, rows_of
+
+    output = bench("inference.py", "--workdir", str(rehearsed[0]), "--clips", "24", "--threads", "1", "--batch", "8",
+                   "--fold-models", "1", "--runtimes", "torch", "onnxruntime", "openvino")  # fmt: skip
+    rows = rows_of(output, ["torch", "onnxruntime", "openvino"])
+    assert {"torch", "onnxruntime"} <= set(rows), output
+    assert rows["torch"][2] == "1.00" and float(rows["onnxruntime"][3]) < 1e-4
+    assert "openvino" in rows or "openvino: not measured" in output

@@ -65,7 +65,7 @@ def test_the_submission_scores_per_label_and_a_ranking_column_scores_the_same():
 
 
 def test_kaggle_submissions_of_a_notebook_only_competition_are_refused_with_the_way_out():
-    with pytest.raises(submit.SubmitError, match="notebooks only.*submit.to=local"):
+    with pytest.raises(submit.SubmitError, match="a code competition.*submit.kind: notebook"):
         submit.refuse_notebook_only(fat2019())
     submit.refuse_notebook_only(competitions.get("freesound-audio-tagging"))  # a CSV competition passes
 
@@ -206,9 +206,13 @@ DAG_CONFIG = {
 
 @pytest.fixture(scope="module")
 def fat2019_run(tmp_path_factory):
-    from conftest import finished_run
+    """The default target, which for this code competition ends in the rehearsed notebook (its wheels
+    fetched from a folder the test fills, not PyPI)."""
+    from conftest import dummy_wheel, finished_run
 
-    return finished_run(tmp_path_factory.mktemp("fat2019"), DAG_CONFIG)
+    wheels = tmp_path_factory.mktemp("fat2019-wheels")
+    kernel = {"wheels": [dummy_wheel(wheels)], "wheels_from": str(wheels)}
+    return finished_run(tmp_path_factory.mktemp("fat2019"), {**DAG_CONFIG, "kernel": kernel})
 
 
 @pytest.mark.dag
@@ -239,4 +243,21 @@ def test_freesound_2019_runs_end_to_end_to_an_lwlrap_scored_submission(fat2019_r
     pseudo = pd.read_csv(run / "results/pseudo/round1/summary.csv")
     assert pseudo.loc[pseudo["label"] == "all", "taken"].sum() > 0
     assert "pseudo-labelled test clips" in (run / "logs/train/round2/lenet/fold0.log").read_text()
+
+
+@pytest.mark.dag
+def test_freesound_2019s_notebook_writes_the_dags_scores_from_its_long_clips(fat2019_run):
+    """A code competition: the default target rehearsed its notebook, which cut each variable-length
+    test clip into the cache's 2-s windows itself (from the WAV files, resampled from 44.1 kHz) and
+    wrote a score per label for every clip, the DAG's to the rehearsal's tolerance."""
+    run = fat2019_run
+    summary = json.loads((run / "results/kernel/rehearsal/summary.json").read_text())
+    assert summary["rows_differing"] == 0 and summary["budget_minutes"] == 240
+    mine = pd.read_csv(run / "results/kernel/rehearsal/submission.csv").set_index("fname")
+    dags = pd.read_csv(run / "results/submission/submission.csv").set_index("fname")
+    assert list(mine.columns) == list(LABELS) and len(mine) == len(dags)
+    gap = (mine.loc[dags.index, list(LABELS)] - dags[list(LABELS)]).abs().to_numpy()
+    assert gap.max() < 1e-3 and np.median(gap) < 1e-5
+    windows = pd.read_csv(run / "results/index/test.csv")
+    assert (windows["windows"] > 1).any()  # clips the notebook had to cut as the cache did
 

@@ -93,12 +93,12 @@ def submit_local(path: Path, solution: Path, sha256: str, competition) -> Outcom
 
 
 def refuse_notebook_only(competition) -> None:
-    """Raise :class:`SubmitError` for a competition Kaggle takes submissions of from notebooks only."""
+    """Raise :class:`SubmitError` for a file submission to a competition that scores notebooks only."""
     if not competition.submits_by_api:
         raise SubmitError(
-            f"{competition.slug} took submissions from Kaggle notebooks only (a code competition), not through "
-            f"the API: run the workflow in a notebook and submit its results/submission/submission.csv there. "
-            f"On the demo, 'snakemake submit --config submit.to=local' scores it on the hidden solution."
+            f"{competition.slug} is a code competition: Kaggle scores a notebook it runs on the hidden test, not an "
+            f"uploaded file. Set submit.kind: notebook (or auto): 'snakemake submit' then uploads the rehearsed "
+            f"package of rule package and submits its notebook."
         )
 
 
@@ -133,14 +133,21 @@ def submit_kaggle(path: Path, competition: str, description: str, sha256: str, p
         raise KaggleError(f"submitting {path} failed: {kaggle_api.explain(error, competition)[0]}") from error
     log.info("the client answered: %s (ref %s)", response.message, getattr(response, "ref", None))
 
+    return wait_for_score(api, competition, description, response.message, wait_seconds, poll_seconds, call)
+
+
+def wait_for_score(api, competition: str, description: str, answer: str, wait_seconds: float, poll_seconds: float,
+                   call) -> Outcome:  # fmt: skip
+    """The submission whose description is ``description``, once scored (or as it is at the deadline).
+    It must be in Kaggle's list: the client's ``answer`` alone proves nothing (a failed upload answers too)."""
     deadline = time.monotonic() + wait_seconds
     while True:
         listed = call("listing the submissions", api.competition_submissions, competition) or []
         mine = [s for s in listed if s.description == description]
         if not mine:
             raise SubmitError(
-                f"the upload of {path} did not become a submission: the client said {response.message!r} and "
-                f"Kaggle's submissions list has no entry {description!r}. Nothing was recorded; try again later."
+                f"the upload did not become a submission: the client said {answer!r} and Kaggle's submissions "
+                f"list has no entry {description!r}. Nothing was recorded; try again later."
             )
         entry = mine[0]
         status = getattr(entry.status, "name", str(entry.status)).lower()

@@ -34,17 +34,19 @@ RUNTIME_PACKAGE = "onnxruntime"
 RECIPE, PORTABLE, WHEELS = "recipe.json", "portable", "wheels"
 
 
-def ensure_runtime(dataset: Path) -> None:
-    """onnxruntime, installed from the Dataset's wheels when Kaggle's image lacks it (no internet)."""
+def ensure_runtime(dataset: Path, package: str = RUNTIME_PACKAGE) -> None:
+    """``package`` (onnxruntime), installed from the Dataset's wheels when Kaggle's image lacks it: pip
+    with --no-index, so nothing is looked for on the internet."""
     try:
-        __import__(RUNTIME_PACKAGE)
+        __import__(package)
         return
     except ImportError:
         pass
     wheels = dataset / WHEELS
-    print(f"installing {RUNTIME_PACKAGE} from {wheels} (no internet)", flush=True)
+    print(f"installing {package} from {wheels} (no internet)", flush=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels), "--quiet",
-                    RUNTIME_PACKAGE], check=True)  # fmt: skip
+                    package], check=True)  # fmt: skip
+    __import__(package)
 
 
 class Member:
