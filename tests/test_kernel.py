@@ -423,3 +423,21 @@ def test_the_inference_bench_times_the_runtimes_on_the_same_clips(rehearsed):
     assert {"torch", "onnxruntime"} <= set(rows), output
     assert rows["torch"][2] == "1.00" and float(rows["onnxruntime"][3]) < 1e-4
     assert "openvino" in rows or "openvino: not measured" in output
+
+
+@pytest.mark.parametrize("shift", [0, 3, -3, 10, -12])
+def test_the_tta_shift_is_one_for_numpy_and_torch(shift):
+    """The notebook shifts numpy arrays, the workflow torch tensors, by the same function: moved along
+    time, zero-filled, never wrapped round (a shift past the clip leaves silence)."""
+    import torch
+
+    from wavefold.kernel.portable.audio import shifted
+
+    wave = np.arange(1, 21, dtype=np.float32).reshape(2, 10)
+    expected = np.zeros_like(wave)
+    n = wave.shape[1]
+    for t in range(n):
+        if 0 <= t - shift < n:
+            expected[:, t] = wave[:, t - shift]
+    np.testing.assert_array_equal(shifted(wave, shift), expected)
+    np.testing.assert_array_equal(shifted(torch.from_numpy(wave), shift).numpy(), expected)

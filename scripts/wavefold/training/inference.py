@@ -13,6 +13,7 @@ from torch import nn
 
 from ..cache import ClipWindows, average_rows
 from ..features import int16_to_float
+from ..kernel.portable.audio import shifted  # the notebook's TTA shift, for tensors too
 from ..memory import release_freed
 
 #: Batches between two hand-backs of freed memory: often enough to hold a pass's memory flat,
@@ -23,16 +24,6 @@ RELEASE_EVERY = 8
 def shifts_in_samples(shifts_ms, sample_rate: int) -> tuple[int, ...]:
     """TTA time shifts (milliseconds) as sample counts."""
     return tuple(int(round(ms * sample_rate / 1000)) for ms in shifts_ms)
-
-
-def shifted(wave: torch.Tensor, shift: int) -> torch.Tensor:
-    """``wave`` moved by ``shift`` samples along time, zero-filled (not wrapped round)."""
-    out = torch.roll(wave, shift, dims=1)
-    if shift > 0:
-        out[:, :shift] = 0
-    elif shift < 0:
-        out[:, shift:] = 0
-    return out
 
 
 def _batches(clips, rows, extra, batch_size: int, device: torch.device, order: np.ndarray | None = None):

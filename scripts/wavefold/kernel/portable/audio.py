@@ -60,11 +60,15 @@ def clip_rows(path, audio: dict) -> np.ndarray:
     return window_rows(to_int16(mono), clip, audio["hop_samples"])
 
 
-def shifted(wave: np.ndarray, shift: int) -> np.ndarray:
-    """``wave`` (batch, samples) moved by ``shift`` samples along time, zero-filled (not wrapped round)."""
-    out = np.roll(wave, shift, axis=1)
+def shifted(wave, shift: int):
+    """``wave`` (batch, samples) moved by ``shift`` samples along time, zero-filled (not wrapped round):
+    the TTA shift. A numpy array or a torch tensor (on its device) alike: the workflow's predictions and
+    the notebook's shift the same way."""
+    if shift == 0:
+        return wave
+    out = wave * 0
     if shift > 0:
-        out[:, :shift] = 0
-    elif shift < 0:
-        out[:, shift:] = 0
+        out[:, shift:] = wave[:, :-shift]
+    else:
+        out[:, :shift] = wave[:, -shift:]
     return out
