@@ -243,6 +243,11 @@ if SUBMIT_KIND == "file" and not COMPETITION_INFO.submits_by_api:
     )
 
 
+def kernel_settings(*keys):
+    """The kernel settings a notebook step uses, as its params: changing another re-runs nothing of it."""
+    return {key: KERNEL[key] for key in keys}
+
+
 def get_export_input(wildcards):
     """Every fold model of every round (the final round and its blend's members are known only once
     the blend has run: the export takes the ones the final blend needs)."""
@@ -262,8 +267,12 @@ def get_submit_input(wildcards):
     """The demo's hidden solution (the local scorer); for a notebook, the package, once rehearsed."""
     files = {"solution": f"{RESOURCES}/solution.csv"} if SUBMIT_TO == "local" else {}
     if SUBMIT_KIND == "notebook":
-        files.update(dataset=rules.package.output.dataset, notebook=rules.package.output.notebook,
-                     rehearsal=rules.rehearse.output.submission, rehearsed=rules.rehearse.output.summary)
+        files.update(
+            dataset=rules.package.output.dataset,
+            notebook=rules.package.output.notebook,
+            rehearsal=rules.rehearse.output.submission,
+            rehearsed=rules.rehearse.output.summary,
+        )
     return files
 
 

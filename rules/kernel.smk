@@ -26,7 +26,7 @@ rule export:
     params:
         models=MODELS,
         folds=FOLDS,
-        settings=KERNEL,
+        settings=kernel_settings("check_clips"),
         competition=COMPETITION,
     script:
         "../scripts/export.py"
@@ -46,7 +46,7 @@ rule fetch_wheels:
         mem_mb=1000,
         runtime=20,
     params:
-        settings=KERNEL,
+        settings=kernel_settings("wheels", "wheels_from", "python", "platform"),
     script:
         "../scripts/fetch_wheels.py"
 
@@ -75,7 +75,7 @@ rule package:
         tta_shift_ms=TRAINING["tta_shift_ms"],
         folds=FOLDS,
         models=MODELS,
-        settings=KERNEL,
+        settings=kernel_settings("owner", "dataset_slug", "notebook_slug", "batch_clips", "enable_gpu"),
         competition=COMPETITION,
     script:
         "../scripts/package.py"
@@ -108,7 +108,7 @@ rule rehearse:
         runtime=60,
     params:
         notebook_log="logs/kernel/notebook.log",
-        settings=KERNEL,
+        settings=kernel_settings("threads", "tolerance"),
         competition=COMPETITION,
     script:
         "../scripts/rehearse.py"
