@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -48,12 +50,12 @@ def timed(run, wave: np.ndarray, batch: int, shifts) -> tuple[np.ndarray, float]
     return np.concatenate(out), time.perf_counter() - started
 
 
-def openvino_runner(module, path: Path, batch: int, threads: int, samples: int):
-    """The graph exported again at a static batch of ``batch`` (OpenVINO's ONNX STFT wants static
-    shapes), compiled for the CPU; a last short batch is padded."""
+def openvino_runner(module, scratch: Path, name: str, batch: int, threads: int, samples: int):
+    """The graph exported again (into ``scratch``, not the run's folder) at a static batch of ``batch``
+    (OpenVINO's ONNX STFT wants static shapes), compiled for the CPU; a last short batch is padded."""
     import openvino
 
-    static = path.with_name(path.stem + f".batch{batch}.onnx")
+    static = scratch / f"{name}.batch{batch}.onnx"
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (torch.zeros(batch, samples),), str(static), dynamo=True,
@@ -91,6 +93,7 @@ def main() -> None:
     totals = {name: 0.0 for name in args.runtimes}
     worst = {name: 0.0 for name in args.runtimes}
     skipped = {}
+    scratch = Path(tempfile.mkdtemp(prefix="wavefold-bench-"))
     for row in exported.itertuples():
         model_file = results / f"train/round{row.round}/{row.model}/fold{row.fold}/model.pt"
         module, _ = export.load_for_export(model_file, competition)
@@ -111,7 +114,7 @@ def main() -> None:
             else:
                 try:
                     module.model.front.exportable = True
-                    run = openvino_runner(module, results / "kernel/models" / row.file, args.batch, args.threads,
+                    run = openvino_runner(module, scratch, Path(row.file).stem, args.batch, args.threads,
                                           wave.shape[1])  # fmt: skip
                 except Exception as error:  # noqa: BLE001 - reported in the table
                     skipped[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
@@ -122,6 +125,7 @@ def main() -> None:
             reference = probabilities if reference is None else reference
             totals[name] += seconds
             worst[name] = max(worst[name], float(np.abs(probabilities - reference).max()))
+    shutil.rmtree(scratch, ignore_errors=True)
     base = totals.get("torch") or next(iter(totals.values()))
     rows = [{"runtime": name, "ms per clip": 1000 * totals[name] / len(wave), "x torch": totals[name] / base,
              "max difference": worst[name]} for name in args.runtimes if name not in skipped]  # fmt: skip

@@ -246,3 +246,8 @@ def dummy_wheel(folder: Path, name: str = "wavefold_test_wheel", version: str = 
         for path, text in {**files, f"{info}/RECORD": "\n".join(record) + "\n"}.items():
             wheel.writestr(path, text)
     return f"{name.replace('_', '-')}=={version}"
+
+
+def json_of_yaml(path: Path) -> dict:
+    """A YAML (or JSON) file's contents: a test's config overlay, a package's metadata."""
+    return yaml.safe_load(path.read_text())

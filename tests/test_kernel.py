@@ -190,7 +190,7 @@ def rehearsed(speech_run, tmp_path_factory):
               "kernel": {"wheels": [requirement], "wheels_from": str(wheels), "check_clips": 64}}  # fmt: skip
     result = snakemake(work, config=config, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return work, result.stdout + result.stderr
+    return work, result.stdout + result.stderr, config
 
 
 def test_the_notebook_rehearsed_offline_without_wavefold_writes_the_dags_submission(rehearsed):
@@ -203,7 +203,7 @@ def test_the_notebook_rehearsed_offline_without_wavefold_writes_the_dags_submiss
 
     import pandas as pd
 
-    work, output = rehearsed
+    work, output, _ = rehearsed
     ran = set(re.findall(r"^(?:local)?rule (\w+):", output, re.M)) - {"all"}
     assert ran == {"export", "fetch_wheels", "package", "rehearse", "provenance"}  # provenance records the config
     mine = pd.read_csv(work / "results/kernel/rehearsal/submission.csv").set_index("fname")
@@ -245,7 +245,7 @@ def test_a_notebook_that_imports_wavefold_or_differs_from_the_dag_fails_its_rehe
 
     from wavefold.kernel import rehearse
 
-    work, _ = rehearsed
+    work, _, _ = rehearsed
     extracted = work / "resources/demo-tiny-seed42/extracted"
     dataset, kernel = copied_package(work, tmp_path / "a")
     script = kernel / "inference.py"
@@ -277,7 +277,7 @@ def test_a_notebook_over_its_budget_is_refused_with_the_figure():
 # --------------------------------------------------------------------------- submitting the notebook
 
 
-def notebook_submit(work: Path, stub, tmp_path: Path, to: str = "kaggle"):
+def notebook_submit(work: Path, stub, tmp_path: Path, kernel: dict, to: str = "kaggle"):
     import os
 
     from conftest import SPEECH_RUN, snakemake
@@ -285,16 +285,16 @@ def notebook_submit(work: Path, stub, tmp_path: Path, to: str = "kaggle"):
     for path in (work / "results/submit/last.json", work / "results/submissions.csv"):
         path.unlink(missing_ok=True)
     config = {**SPEECH_RUN, "submit": {**SPEECH_RUN["submit"], "kind": "notebook", "to": to},
-              "kernel": json_of(work / "test-config.yaml")["kernel"],
+              "kernel": kernel,
               "kaggle": {"retries": 3, "backoff_seconds": 0.05}}  # fmt: skip
     env = stub.client_env(dict(os.environ), tmp_path) if stub else None
     return snakemake(work, "submit", config=config, env=env, timeout=600)
 
 
 def json_of(path: Path) -> dict:
-    import yaml
+    from conftest import json_of_yaml
 
-    return yaml.safe_load(path.read_text())
+    return json_of_yaml(path)
 
 
 @pytest.fixture
@@ -305,7 +305,7 @@ def submitting(rehearsed, tmp_path):
 
     work = copy_tree(rehearsed[0], tmp_path / "run")
     stub = KaggleStub(code_scorer=lambda version: (0.91, 0.9), processing_polls=2).start()
-    yield work, stub
+    yield work, stub, rehearsed[2]["kernel"]
     stub.stop()
 
 
@@ -318,8 +318,8 @@ def test_a_notebook_is_submitted_through_the_kaggle_client_dataset_first(submitt
 
     from conftest import output_of
 
-    work, stub = submitting
-    result = notebook_submit(work, stub, tmp_path)
+    work, stub, kernel = submitting
+    result = notebook_submit(work, stub, tmp_path, kernel)
     assert result.returncode == 0, output_of(result)[-4000:]
     calls = stub.calls
     order = [calls.index(c) for c in ("GetSubmissionLimits", "CreateDataset", "SaveKernel", "CreateCodeSubmission")]
@@ -341,7 +341,7 @@ def test_a_notebook_is_submitted_through_the_kaggle_client_dataset_first(submitt
     assert history["status"].item() == "complete" and history["public"].item() == pytest.approx(0.91)
     assert stub.submissions[0]["description"] == history["description"].item()
 
-    again = notebook_submit(work, stub, tmp_path)
+    again = notebook_submit(work, stub, tmp_path, kernel)
     assert again.returncode != 0 and "already among the submissions on Kaggle" in output_of(again)
     assert len(stub.submissions) == 1 and len(entry["versions"]) == 1  # refused before any upload
 
@@ -351,12 +351,12 @@ def test_a_notebook_that_fails_on_kaggle_shows_its_log_and_is_not_submitted(subm
     and shows the last lines of its log; a rate limit on the way is retried."""
     from conftest import output_of
 
-    work, stub = submitting
+    work, stub, kernel = submitting
     settings = json_of(work / "results/kernel/dataset/dataset-metadata.json")
     stub.datasets[settings["id"]] = {"versions": [{}], "polls": 0}
     stub.kernel_outcome, stub.kernel_log = "ERROR", "loading models\nMemoryError: onnxruntime could not allocate\n"
     stub.fail("GetDatasetStatus", 429, "Too many requests")
-    result = notebook_submit(work, stub, tmp_path)
+    result = notebook_submit(work, stub, tmp_path, kernel)
     assert result.returncode != 0
     text = output_of(result)
     assert "ended in ERROR" in text and "MemoryError: onnxruntime could not allocate" in text
@@ -373,7 +373,7 @@ def test_the_demo_scores_what_the_rehearsed_notebook_wrote(rehearsed, tmp_path):
     from wavefold import competitions, submission
 
     work = copy_tree(rehearsed[0], tmp_path / "run")
-    result = notebook_submit(work, None, tmp_path, to="local")
+    result = notebook_submit(work, None, tmp_path, rehearsed[2]["kernel"], to="local")
     assert result.returncode == 0, output_of(result)[-3000:]
     history = pd.read_csv(work / "results/submissions.csv")
     written = pd.read_csv(work / "results/kernel/rehearsal/submission.csv")
@@ -441,3 +441,20 @@ def test_the_tta_shift_is_one_for_numpy_and_torch(shift):
             expected[:, t] = wave[:, t - shift]
     np.testing.assert_array_equal(shifted(wave, shift), expected)
     np.testing.assert_array_equal(shifted(torch.from_numpy(wave), shift).numpy(), expected)
+
+
+def test_a_notebook_setting_re_runs_only_the_steps_that_read_it(rehearsed, tmp_path):
+    """kernel.threads is the rehearsal's alone (not the export's, nor the package's); kernel.owner names
+    the package (not the models): a dry run plans exactly those steps again (and the provenance, which
+    records the config)."""
+    from conftest import SPEECH_RUN, copy_tree, output_of, snakemake
+    from test_dag import jobs_planned
+
+    work, kernel = copy_tree(rehearsed[0], tmp_path / "run"), rehearsed[2]["kernel"]
+    planned = {}
+    for change in ({"threads": 1}, {"owner": "someone-else"}):
+        config = {**SPEECH_RUN, "submit": {**SPEECH_RUN["submit"], "kind": "notebook"}, "kernel": {**kernel, **change}}
+        result = snakemake(work, "--dry-run", config=config)
+        assert result.returncode == 0, output_of(result)[-3000:]
+        planned[next(iter(change))] = jobs_planned(result) - {"all", "provenance"}
+    assert planned == {"threads": {"rehearse"}, "owner": {"package", "rehearse"}}
