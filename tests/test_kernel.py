@@ -332,8 +332,8 @@ def test_a_notebook_is_submitted_through_the_kaggle_client_dataset_first(submitt
     (dataset_id, entry), = stub.datasets.items()
     uploaded = set(entry["versions"][0])
     assert uploaded == {"recipe.json", "models.zip", "portable.zip", "wheels.zip"}  # no .snakemake_timestamp
-    (kernel_id, kernel), = stub.kernels.items()
-    pushed = kernel["versions"][0]
+    (notebook_id, notebook), = stub.kernels.items()
+    pushed = notebook["versions"][0]
     assert pushed["enableInternet"] is False and pushed["datasetDataSources"] == [dataset_id]
     assert pushed["competitionDataSources"] == ["tensorflow-speech-recognition-challenge"]
     assert pushed["text"] == (work / "results/kernel/notebook/inference.py").read_text()
