@@ -102,17 +102,18 @@ def refuse_notebook_only(competition) -> None:
         )
 
 
-def submit_kaggle(path: Path, competition: str, description: str, sha256: str, previous: pd.DataFrame,
-                  wait_seconds: float, poll_seconds: float, attempts: int, backoff_seconds: float,
-                  api=None) -> Outcome:  # fmt: skip
-    """Upload through the real client; confirm the submission in the list; wait for its score. Every call
-    but the upload is retried like the download's (``attempts``, ``backoff_seconds``: the kaggle settings)."""
-    api = api or kaggle_api.client()
+def retrying(competition: str, attempts: int, backoff_seconds: float):
+    """``call(what, function, *args, **kwargs)``: a client call retried like the download's (the kaggle settings)."""
 
     def call(what, function, *args, **kwargs):
         return kaggle_api.call_with_retries(lambda: function(*args, **kwargs), competition, attempts,
                                             backoff_seconds, what)  # fmt: skip
 
+    return call
+
+
+def check_before_upload(api, competition: str, sha256: str, previous: pd.DataFrame, call) -> None:
+    """Before anything is uploaded: a submission left today, and not this file (or package) again."""
     limits = call("reading the submission limits", api.competition_get_submission_limits, competition)
     log.info("submissions: %s today, %s in total, %s allowed now", limits.num_today, limits.num_total,
              limits.num_allowed_now)  # fmt: skip
@@ -125,6 +126,15 @@ def submit_kaggle(path: Path, competition: str, description: str, sha256: str, p
     remote = call("listing the submissions", api.competition_submissions, competition) or []
     refuse_duplicate(sha256, previous, [s.description for s in remote], f"Kaggle ({competition})")
 
+
+def submit_kaggle(path: Path, competition: str, description: str, sha256: str, previous: pd.DataFrame,
+                  wait_seconds: float, poll_seconds: float, attempts: int, backoff_seconds: float,
+                  api=None) -> Outcome:  # fmt: skip
+    """Upload through the real client; confirm the submission in the list; wait for its score. Every call
+    but the upload is retried like the download's (``attempts``, ``backoff_seconds``: the kaggle settings)."""
+    api = api or kaggle_api.client()
+    call = retrying(competition, attempts, backoff_seconds)
+    check_before_upload(api, competition, sha256, previous, call)
     try:  # never retried: a second upload would cost a second submission
         response = api.competition_submit(str(path), description, competition, quiet=True)
     except SystemExit as error:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import kaggle_api
-from ..submit import Outcome, SubmitError, refuse_duplicate, wait_for_score
+from ..submit import Outcome, SubmitError, check_before_upload, retrying, wait_for_score
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +134,8 @@ def submit_notebook(api, dataset: Path, notebook: Path, competition: str, datase
                     backoff_seconds: float) -> tuple[Outcome, int]:  # fmt: skip
     """The whole code submission (module docstring); returns its outcome and the notebook's version."""
 
-    def call(what, function, *args, **kwargs):
-        return kaggle_api.call_with_retries(lambda: function(*args, **kwargs), competition, attempts,
-                                            backoff_seconds, what)  # fmt: skip
-
-    limits = call("reading the submission limits", api.competition_get_submission_limits, competition)
-    if not limits.num_allowed_now:
-        raise SubmitError(f"Kaggle allows no more submissions to {competition} now ({limits.num_today} made today); "
-                          "the daily count resets at 00:00 UTC. Nothing was uploaded")  # fmt: skip
-    remote = call("listing the submissions", api.competition_submissions, competition) or []
-    refuse_duplicate(sha256, previous, [s.description for s in remote], f"Kaggle ({competition})")
+    call = retrying(competition, attempts, backoff_seconds)
+    check_before_upload(api, competition, sha256, previous, call)
     upload_dataset(api, dataset, dataset_id, description, call, timing)
     version = push_notebook(api, notebook, notebook_id, call, timing)
     try:  # never retried: a second call would cost a second submission
