@@ -406,7 +406,7 @@ def test_the_notebook_installs_what_the_image_lacks_from_the_datasets_wheels(tmp
     code = (f"import sys; sys.path.insert(0, {str(Path(notebook.__file__).parent)!r}); import notebook; "
             f"notebook.ensure_runtime(__import__('pathlib').Path({str(dataset)!r}), 'wavefold_test_wheel')")  # fmt: skip
     environment = {"PATH": "/usr/bin:/bin", "PIP_INDEX_URL": "http://127.0.0.1:9/nowhere", "PIP_NO_INPUT": "1"}
-    done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+    done = subprocess.run([python, "-I", "-B", "-c", code], capture_output=True, text=True, env=environment, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert subprocess.run([python, "-c", check + "; assert wavefold_test_wheel.VALUE == 1"]).returncode == 0
     del sys
