@@ -1,7 +1,9 @@
-"""Round 1 of the shared speech run made again, from a copy of the backbone, through a real (local,
-single-node) SLURM with profiles/slurm — byte for byte the local run's — with one training job stopped
-past its time limit on the way: the profile's retry submits it again and it resumes from its checkpoint.
-(That the backbone itself comes out the same from scratch is test_dag.py's.)
+"""Round 1 of the shared speech run made again through a real (local, single-node) SLURM with
+profiles/slurm — byte for byte the local run's — with one training job stopped past its time limit on
+the way: the profile's retry submits it again and it resumes from its checkpoint. One model's folds are
+made again (lenet's: two training jobs, enough for two at once on the cluster) and everything of round 1
+that reads them; matchboxnet's are the shared run's. (That the backbone itself comes out the same from
+scratch is test_dag.py's.)
 
 The cluster needs root and Debian's slurm-wlm, munge and MariaDB (installed when missing; see
 tests/slurm_cluster.py). Where that is impossible the SLURM claims are skipped and the run from
@@ -11,6 +13,7 @@ a hard timeout: the plugin can wait forever when sacct fails.
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SPEECH_RUN, from_backbone, output_of, snakemake
+from conftest import SPEECH_RUN, copy_tree, output_of, snakemake
 from slurm_cluster import ClusterUnavailable, LocalSlurm
 
 pytestmark = [pytest.mark.dag, pytest.mark.slow]
@@ -79,6 +82,9 @@ def environment() -> dict:
 #: What the run makes: round 1's models, test predictions and blend, and the provenance (a localrule:
 #: it stays on the submitting host).
 TARGETS = ("results/blend/round1/candidates.csv", "results/cv/round1/cv.csv", "results/provenance/commit.txt")
+#: What is made again: lenet's round-1 jobs and what reads them (removed from a copy of the shared run).
+MADE_AGAIN = ("results/train/round1/lenet", "results/predict/round1/lenet", "results/predict/round1/lenet.csv",
+              "results/blend/round1", "results/cv/round1")  # fmt: skip
 #: The training job stopped past its time limit on SLURM.
 STOPPED = "results/train/round1/lenet/fold0"
 STOPPED_LOG = "logs/train/round1/lenet/fold0.log"
@@ -130,11 +136,15 @@ def stop_past_its_limit(process: subprocess.Popen, workdir: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def round_one(cluster, workflow, speech_backbone, tmp_path_factory):
-    """Round 1 of the shared run's settings on a copy of the backbone, through SLURM where there is a
-    cluster (one training job stopped past its limit), else locally: (folder, 'slurm' | 'local', the
-    stopped job's id)."""
-    workdir = from_backbone(speech_backbone, tmp_path_factory.mktemp("on-slurm") / "run")
+def round_one(cluster, workflow, speech_run, tmp_path_factory):
+    """Round 1 of the shared run, lenet's jobs and what reads them made again in a copy of it, through
+    SLURM where there is a cluster (one training job stopped past its limit), else locally: (folder,
+    'slurm' | 'local', the stopped job's id)."""
+    workdir = copy_tree(speech_run, tmp_path_factory.mktemp("on-slurm") / "run")
+    # The logs too (the stop watches the new one), and the shared run's MLflow store (this run tracks its own).
+    for made in (*MADE_AGAIN, "logs/train/round1/lenet", "mlruns"):
+        path = workdir / made
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     if cluster is None:
         result = snakemake(workdir, *TARGETS, config=SPEECH_RUN, timeout=1800)
         assert result.returncode == 0, output_of(result)[-5000:]
@@ -153,16 +163,18 @@ def round_one(cluster, workflow, speech_backbone, tmp_path_factory):
 
 
 def test_round_one_is_the_shared_runs_byte_for_byte(round_one, speech_run):
-    """Every fold model's OOF and test tables and round 1's blend, made through SLURM (one job stopped
+    """lenet's fold models' OOF and test tables and round 1's blend, made through SLURM (one job stopped
     and resumed on the way), are the bytes the local run wrote."""
     again = round_one[0]
     compared = ["results/blend/round1/oof.csv", "results/blend/round1/test.csv", "results/blend/round1/candidates.csv",
                 "results/cv/round1/cv.csv"]  # fmt: skip
-    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/train/round1/*/fold*/oof.csv"))]
-    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/predict/round1/*/fold*.csv"))]
-    assert len(compared) == 4 + 4 + 4
+    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/train/round1/lenet/fold*/oof.csv"))]
+    compared += [str(p.relative_to(speech_run)) for p in sorted(speech_run.glob("results/predict/round1/lenet/fold*.csv"))]
+    assert len(compared) == 4 + 2 + 2 and all((again / made).exists() for made in MADE_AGAIN)
     for name in compared:
         assert (again / name).read_bytes() == (speech_run / name).read_bytes(), name
+    kept = sorted(speech_run.glob("results/*/round1/matchboxnet/**/*.*"))  # not made again: the shared run's
+    assert kept and all((again / p.relative_to(speech_run)).stat().st_mtime_ns == p.stat().st_mtime_ns for p in kept)
 
 
 def test_the_jobs_ran_through_sbatch_grouped_and_localrules_stayed_home(slurm, round_one):
@@ -175,7 +187,7 @@ def test_the_jobs_ran_through_sbatch_grouped_and_localrules_stayed_home(slurm, r
         assert rule in rules, rules
     # train and predict_test share one sbatch job per fold model (the profile's group).
     grouped = [job for job in jobs if "group" in job["comment"] or "fit_and_predict" in job["comment"]]
-    assert len(grouped) == 4, jobs  # 2 models x 2 folds, the stopped one's retry among them
+    assert len(grouped) == 2, jobs  # lenet's 2 folds, the stopped one's retry among them
     # Two fold models trained at once on the cluster (no workflow-profile cap of one GPU job at a time):
     # the stopped job among them, which held its slot until SLURM ended it (the others may then have run
     # one after another: with the frozen job on its share of the node, one slot was left).

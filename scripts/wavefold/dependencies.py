@@ -50,7 +50,8 @@ def _dotted(path: Path) -> str:
     return ".".join([PACKAGE, *parts])
 
 
-def _imported(path: Path) -> set[Path]:
+@lru_cache(maxsize=None)  # each rule's closure walks the same modules again
+def _imported(path: Path) -> frozenset[Path]:
     """The package modules one file imports (each package's __init__ too: Python runs it)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     is_package_init = path.name == "__init__.py"
@@ -75,7 +76,7 @@ def _imported(path: Path) -> set[Path]:
             module = _module_file(".".join(parts[:end]))
             if module is not None:
                 found.add(module)
-    return found
+    return frozenset(found)
 
 
 @lru_cache(maxsize=None)

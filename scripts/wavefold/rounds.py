@@ -21,11 +21,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import blend
 from .competitions import encode_labels
 from .errors import ExplainedError
 
 ROUND_CHOICES = ("auto", "last")
+# The functions that score rounds import wavefold.blend where they run: the workflow imports this
+# module when it is parsed (blend_members), and the blend package's scikit-learn and SciPy would cost
+# every snakemake call ~1.2 s.
 
 
 class RoundChoiceError(ExplainedError, ValueError):
@@ -56,6 +58,8 @@ def round_scores(oof: pd.DataFrame, truth: pd.DataFrame, labels, metric: Callabl
                  multi_label: bool = False) -> tuple[float, pd.Series]:  # fmt: skip
     """A round's blend OOF table (id, fold, labels) scored by ``metric`` on ``truth``'s rows
     (:func:`wavefold.blend.truth_table`): over all rows (as candidates.csv scores it), and per fold."""
+    from . import blend
+
     labels = list(labels)
     probabilities = blend.align(oof, truth.index, "id", "the round's oof.csv", labels, not multi_label)
     y = encode_labels(truth["label"], labels, multi_label)
@@ -82,7 +86,9 @@ def choose_round(scores: dict[int, tuple[float, pd.Series]], chosen: dict[int, s
             raise RoundChoiceError(f"round {r}'s blend was scored on folds {list(per_fold.index)}, round {last}'s "
                                    f"on {list(last_folds.index)}: re-run the workflow so that both use one folds table")  # fmt: skip
         gaps = per_fold.to_numpy() - last_folds.to_numpy()
-        noise = blend.paired_noise(gaps, noise_se)
+        from .blend import paired_noise
+
+        noise = paired_noise(gaps, noise_se)
         rows.append({"round": r, "candidate": chosen[r], "metric": metric, "cv": cv,
                      **{f"fold{k}": v for k, v in per_fold.items()}, "gap_to_last": cv - last_cv, "noise": noise})  # fmt: skip
     table = pd.DataFrame(rows)
@@ -110,6 +116,8 @@ def choose_final(oof_tables: dict[int, pd.DataFrame], chosen: dict[int, str], la
     """The round to submit, from every round's blend OOF table (id, fold, labels) and chosen candidate,
     compared by what the last round's blend ranked by (``blend.choose_by``; under ``auto``, balanced
     accuracy when the last round's shift check found a shift)."""
+    from . import blend
+
     functions = blend.metric_functions(blend.competition_metric(competition))
     metric = blend.ranking_metric(choose_by, last_shifted, competition.metric_name, competition.multi_label)
     scores = {r: round_scores(oof, truth, competition.labels, functions[metric], competition.multi_label)

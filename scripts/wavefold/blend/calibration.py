@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar
 
 from ..kernel.portable.blend import (EPS, apply_bias_corrected_temperature, bound_prior, em_prior,  # noqa: F401
                                        match_label_mix, normalise, scale_temperature)
@@ -17,6 +16,8 @@ from ..metrics import log_loss
 
 def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
     """The temperature T that minimises the log-loss of softmax(log p / T)."""
+    from scipy.optimize import minimize_scalar  # here, not at the top: the workflow's parse imports the package
+
     logp = np.log(np.clip(p, EPS, None))
 
     def loss(log_t):
@@ -29,6 +30,8 @@ def fit_bias_corrected_temperature(p: np.ndarray, y: np.ndarray) -> tuple[float,
     """Bias-corrected temperature scaling (Alexandari et al., 2020): softmax(log p / T + b), T and the
     per-class biases b minimising the log-loss on these (OOF) rows. Calibrated so, the probabilities
     carry the OOF rows' label mix, which is where EM then starts."""
+    from scipy.optimize import minimize
+
     logp = np.log(np.clip(p, EPS, None))
     onehot = np.eye(p.shape[1])[y]
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..kernel.portable.blend import EPS, stack_features, stacker_probabilities, weighted_average
 from ..metrics import log_loss
@@ -18,6 +17,8 @@ from .scoring import accuracy
 
 
 def fit_logloss_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    from scipy.optimize import minimize  # here, not at the top: the workflow's parse imports the package
+
     m = len(P)
     if y.ndim == 2:  # multi-label: every label's binary cross-entropy
         flat_y, flat_p = y.ravel(), P.reshape(m, -1)
