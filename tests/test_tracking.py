@@ -131,6 +131,37 @@ def test_a_store_that_cannot_be_opened_is_named_with_the_fix(tmp_path):
     assert str(tmp_path / "file") in str(error.value)
 
 
+OPENER = """
+import sys, time
+from pathlib import Path
+from wavefold.tracking import Store
+import mlflow.store.tracking.sqlalchemy_store  # imported before the start: the openers race the store alone
+folder = Path(sys.argv[1])
+(folder / f"ready{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+store = Store(f"sqlite:///{folder}/mlruns/mlflow.db", "wavefold")
+store.end(store.start(f"job{sys.argv[2]}", {}))
+"""
+
+
+def test_jobs_that_open_a_new_store_at_once_all_log_to_it(tmp_path):
+    """Six jobs opening the same new SQLite store at the same moment (parallel jobs' first epochs, two
+    SLURM jobs starting together): all log their run, and the store opens afterwards. Without the lock
+    around opening, MLflow's table migrations run side by side and leave it half-migrated."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(tmp_path), str(k)], env=environment,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in range(6)]  # fmt: skip
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("ready*"))) < len(openers) and time.time() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [opener.communicate(timeout=300)[0] for opener in openers]
+    assert [opener.returncode for opener in openers] == [0] * len(openers), "\n".join(outputs)[-3000:]
+    store = Store(f"sqlite:///{tmp_path}/mlruns/mlflow.db", "wavefold")
+    assert sorted(run.info.run_name for run in store.search("")) == [f"job{k}" for k in range(6)]
+
+
 # --------------------------------------------------------------------------- live
 
 

@@ -7,6 +7,7 @@ nothing, stay free of it (it takes seconds to import).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,6 +66,21 @@ def _busy(error: Exception) -> bool:
     return "database is locked" in str(error) or "database is busy" in str(error)
 
 
+@contextlib.contextmanager
+def _one_at_a_time(lock_path: Path):
+    """Held by one process at a time (an flock on ``lock_path``). Opening a new SQLite store creates its
+    tables through MLflow's migrations, which two jobs starting at once run side by side and leave the
+    database half-migrated ("table _alembic_tmp_experiments already exists" for every later opener)."""
+    import fcntl
+
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Store:
     """One experiment of one MLflow store."""
 
@@ -75,16 +91,18 @@ class Store:
 
         self.uri = uri
         try:
-            artifacts = None
+            artifacts, opening = None, contextlib.nullcontext()
             if is_local(uri):  # artifacts beside the database, not in whichever folder the job runs in
                 database = Path(uri.removeprefix("sqlite:///"))
                 database.parent.mkdir(parents=True, exist_ok=True)
                 artifacts = (database.parent / "artifacts").resolve().as_uri()
-            self.client = MlflowClient(tracking_uri=uri)
-            found = self.call(self.client.get_experiment_by_name, experiment)
-            self.experiment_id = (
-                found.experiment_id if found else self.call(self.client.create_experiment, experiment, artifacts)
-            )
+                opening = _one_at_a_time(database.with_name(database.name + ".opening"))
+            with opening:
+                self.client = MlflowClient(tracking_uri=uri)
+                found = self.call(self.client.get_experiment_by_name, experiment)
+                self.experiment_id = (
+                    found.experiment_id if found else self.call(self.client.create_experiment, experiment, artifacts)
+                )
         except Exception as error:  # mlflow raises many kinds; all mean the store is unusable
             raise TrackingError(
                 f"cannot open the MLflow tracking store {uri!r} ({type(error).__name__}: {error}). Set "
