@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from wavefold import competitions
 from wavefold.cache import RowReader
@@ -28,7 +27,7 @@ with rule_step(snakemake, "export") as log:
         for fold in p.folds:
             module, info = export.load_for_export(Path(model_files[f"round{round_}", model, f"fold{fold}"]), competition)
             path = folder / Path(package.onnx_name(member, fold)).name
-            export.to_onnx(module, torch.from_numpy(clips[:2].astype(np.float32) / 32768.0), path)
+            export.to_onnx(module, clips[:2].astype(np.float32) / np.float32(32768.0), path)
             check = export.check(module, path, clips, snakemake.threads)
             if check.max_difference > export.TOLERANCE:
                 raise export.ExportError(f"{path.name}: its probabilities differ from torch's by {check.max_difference:.2e} "

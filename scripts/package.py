@@ -16,12 +16,14 @@ with rule_step(snakemake, "package") as log:
     competition, settings = competitions.get(p.competition), package.KernelSettings.from_config(p.settings)
     policy = AudioPolicy.from_config(p.audio)
     blend = json.loads(Path(inp.recipe).read_text())
+    exported = pd.read_csv(inp.table)
+    inputs = {row.member: json.loads(row.input) for row in exported.itertuples()}  # a member's folds share it
     recipe = package.notebook_recipe(blend, competition, package.audio_of(policy),
-                                     shifts_in_samples(p.tta_shift_ms, policy.sample_rate), p.folds, settings)  # fmt: skip
+                                     shifts_in_samples(p.tta_shift_ms, policy.sample_rate), p.folds, settings,
+                                     inputs)  # fmt: skip
     package.write_package(Path(out.dataset), Path(out.notebook), recipe, Path(inp.models), Path(inp.wheels),
                           settings, competition)  # fmt: skip
     size = sum(f.stat().st_size for f in Path(out.dataset).rglob("*") if f.is_file())
-    exported = pd.read_csv(inp.table)
     log.info("Dataset %s (%.1f MB): %d ONNX models of %s, recipe.json, portable/, %d wheels; notebook %s "
              "(enable_internet false, enable_gpu %s)", settings.dataset_id(competition.slug), size / 1e6,
              sum(len(m["folds"]) for m in recipe["members"]), ", ".join(m["name"] for m in recipe["members"]),

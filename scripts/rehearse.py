@@ -1,6 +1,7 @@
 """Rule rehearse: the notebook run offline without wavefold on the test audio, against the DAG and the budget."""
 
 import json
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +15,10 @@ with rule_step(snakemake, "rehearse") as log:
     competition, settings = competitions.get(p.competition), package.KernelSettings.from_config(p.settings)
     recipe = json.loads((Path(inp.dataset) / "recipe.json").read_text())
     threads = min(settings.threads, snakemake.threads)
-    written, timing = rehearse.run_notebook(Path(inp.notebook), Path(inp.dataset), Path(inp.extracted),
-                                            competition.slug, threads, Path(p.notebook_log))  # fmt: skip
-    mine = pd.read_csv(written)
+    with tempfile.TemporaryDirectory(prefix="wavefold-rehearsal-") as work:  # /kaggle, laid out
+        written, timing = rehearse.run_notebook(Path(inp.notebook), Path(inp.dataset), Path(inp.extracted),
+                                                competition.slug, threads, Path(p.notebook_log), Path(work))  # fmt: skip
+        mine = pd.read_csv(written)
     mine.to_csv(out.submission, index=False)
     differing = rehearse.differences(mine, pd.read_csv(inp.submission), pd.read_csv(inp.probabilities),
                                      recipe["submission"], competition.labels, settings.tolerance)  # fmt: skip

@@ -1,6 +1,8 @@
 """The code competition's notebook (wavefold.kernel.portable): the blend as data gives the blend's own
 test probabilities, the stacker's arithmetic is scikit-learn's, the audio is decoded as the cache holds it."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +95,13 @@ def test_the_submission_rows_are_each_competitions_format():
 
 @pytest.mark.parametrize("model", ["lenet", "matchboxnet", "m5"])
 def test_an_exported_model_gives_torchs_probabilities_of_the_submission_labels(model, tmp_path):
-    """The whole model in one ONNX graph — PCEN log-mel, MFCC or waveform front end, the network, the
+    """The model in one ONNX graph — from the power spectrum on (numpy's FFT makes it) for the PCEN
+    log-mel and MFCC models, from the waveform for m5: the rest of the front end, the network, the
     softmax and a finer label space folded into the submission's 12 labels (words31) — gives what the
-    workflow's torch model gives on the same clips, at any batch size."""
+    workflow's whole torch model gives on the same clips, at any batch size; no STFT in the graph."""
+    import json
+
+    import onnx
     import torch
     import yaml
 
@@ -113,17 +119,44 @@ def test_an_exported_model_gives_torchs_probabilities_of_the_submission_labels(m
     net = classifier.Classifier(settings, len(classes))
     classifier.save(net, settings, classes, tmp_path / "model.pt")
     module, info = export.load_for_export(tmp_path / "model.pt", speech)
-    export.to_onnx(module, torch.zeros(3, 16000), tmp_path / "model.onnx")
+    export.to_onnx(module, np.zeros((3, 16000), np.float32), tmp_path / "model.onnx")
     clips = (np.random.default_rng(1).normal(0, 2000, (37, 16000))).astype(np.int16)
     check = export.check(module, tmp_path / "model.onnx", clips, threads=1, batch=16)
     assert check.max_difference < export.TOLERANCE and info["architecture"] == settings.architecture
-    got = export.session(tmp_path / "model.onnx", 1).run(None, {"wave": clips[:5].astype(np.float32) / 32768})[0]
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    kind = "wave" if model == "m5" else "power"
+    assert [i.name for i in graph.input] == [kind] and json.loads(info["input"])["kind"] == kind
+    assert "STFT" not in {node.op_type for node in graph.node}
+    wave = clips[:5].astype(np.float32) / 32768
+    got = export.session(tmp_path / "model.onnx", 1).run(None, {kind: module.input_of(wave)})[0]
     with torch.no_grad():
         net.eval()
         logits = net(torch.from_numpy(clips[:5].astype(np.float32) / 32768))
     expected = speech.label_space_of(classes).fold(torch.softmax(logits, 1).numpy())
     assert got.shape == (5, 12)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("window_ms, hop_ms, rate", [(30, 10, 16000), (25, 10, 16000), (40, 20, 32000)])
+def test_the_notebooks_spectrum_is_torchs_and_made_once_for_the_graphs_that_share_it(window_ms, hop_ms, rate):
+    """portable.spectrum's numpy power spectrum is the front end's torch one (torch.stft: centred,
+    reflect-padded, a Hann window shorter than the FFT frame in its middle) to float32 rounding, for
+    several windows; every graph that asks for the same spectrum gets the same array, made once."""
+    import torch
+
+    from wavefold.features import FrontEnd
+    from wavefold.kernel.portable import spectrum
+    from wavefold.settings.training import FeatureSettings
+
+    front = FrontEnd("logmel", FeatureSettings(sample_rate=rate, window_ms=window_ms, hop_ms=hop_ms, f_max=rate / 2))
+    wave = np.random.default_rng(0).normal(0, 0.1, (3, rate)).astype(np.float32)
+    expected = front.power(torch.from_numpy(wave)).numpy()
+    got = spectrum.power_spectrogram(wave, **front.spectrum)
+    assert got.shape == expected.shape and front.spectrum["win"] < front.spectrum["n_fft"]
+    assert np.abs(got - expected).max() < 1e-5 * expected.max()
+    power = {"kind": "power", **front.spectrum}
+    made = spectrum.inputs_of(wave, [power, {"kind": "wave"}, dict(power)])
+    assert made[0] is made[2] and made[1] is wave
 
 
 def test_an_adabn_model_is_refused_with_the_setting_to_change(tmp_path):
@@ -188,8 +221,10 @@ def rehearsed(speech_run, tmp_path_factory):
     requirement = dummy_wheel(wheels)
     config = {**SPEECH_RUN, "submit": {**SPEECH_RUN["submit"], "kind": "notebook"},
               "kernel": {"wheels": [requirement], "wheels_from": str(wheels), "check_clips": 64}}  # fmt: skip
-    result = snakemake(work, config=config, timeout=900)
+    temporary = tmp_path_factory.mktemp("rehearsal-tmp")  # where the rule's /kaggle layout goes, and is removed
+    result = snakemake(work, config=config, env={**os.environ, "TMPDIR": str(temporary)}, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    assert not list(temporary.glob("wavefold-rehearsal-*"))
     return work, result.stdout + result.stderr, config
 
 
@@ -251,14 +286,15 @@ def test_a_notebook_that_imports_wavefold_or_differs_from_the_dag_fails_its_rehe
     script = kernel / "inference.py"
     script.write_text(script.read_text().replace("import numpy as np\n", "import numpy as np\nimport wavefold.audio\n", 1))
     with pytest.raises(rehearse.RehearsalError, match=r"inference.py:\d+: wavefold.audio"):
-        rehearse.run_notebook(kernel, dataset, extracted, "tensorflow-speech-recognition-challenge", 1, tmp_path / "a.log")
+        rehearse.run_notebook(kernel, dataset, extracted, "tensorflow-speech-recognition-challenge", 1, tmp_path / "a.log",
+                              Path(tempfile.mkdtemp(dir=tmp_path)))  # fmt: skip
 
     dataset, kernel = copied_package(work, tmp_path / "b")
     recipe = json.loads((dataset / "recipe.json").read_text())
     recipe["tta_shifts"] = [6000]  # every clip heard 0.375 s late, its end cut off: not what the DAG predicted
     (dataset / "recipe.json").write_text(json.dumps(recipe))
     written, timing = rehearse.run_notebook(kernel, dataset, extracted, "tensorflow-speech-recognition-challenge", 1,
-                                            tmp_path / "b.log")  # fmt: skip
+                                            tmp_path / "b.log", Path(tempfile.mkdtemp(dir=tmp_path)))  # fmt: skip
     differing = rehearse.differences(pd.read_csv(written), pd.read_csv(work / "results/submission/submission.csv"),
                                      pd.read_csv(work / "results/final/test.csv"), recipe["submission"],
                                      recipe["labels"], 1e-3)  # fmt: skip
@@ -278,8 +314,6 @@ def test_a_notebook_over_its_budget_is_refused_with_the_figure():
 
 
 def notebook_submit(work: Path, stub, tmp_path: Path, kernel: dict, to: str = "kaggle"):
-    import os
-
     from conftest import SPEECH_RUN, snakemake
 
     for path in (work / "results/submit/last.json", work / "results/submissions.csv"):

@@ -42,19 +42,47 @@ class FrontEnd(nn.Module):
         else:
             raise ValueError(f"unknown input kind {kind!r}")
 
+    @property
+    def spectrum(self) -> dict | None:
+        """The power spectrum a spectral front end starts from, as torch.stft makes it (a centred,
+        reflect-padded periodic Hann window of ``win`` samples in an ``n_fft`` frame, every ``hop``);
+        None for a waveform model. An exported graph starts after it: the notebook computes it with
+        numpy's FFT (portable.spectrum), once for every model that shares it."""
+        if self.transform is None:
+            return None
+        stft = self._spectrogram()
+        return {"n_fft": stft.n_fft, "hop": stft.hop_length, "win": stft.win_length}
+
+    def _spectrogram(self) -> torchaudio.transforms.Spectrogram:
+        mel = self.transform.MelSpectrogram if self.kind == "mfcc" else self.transform
+        return mel.spectrogram
+
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, n_fft // 2 + 1, frames) power spectrum (float32 under autocast too)."""
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            return self._spectrogram()(wave.float())
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        """The rest of a spectral front end: mel bands, compression (log or PCEN) or MFCC, normalisation.
+        What torchaudio's MelSpectrogram and MFCC do after their spectrogram, step for step."""
+        # In float32 even under autocast: the log of tiny powers needs the range.
+        with torch.autocast(device_type=power.device.type, enabled=False):
+            if self.kind == "mfcc":
+                mfcc = self.transform
+                mel = torch.log(mfcc.MelSpectrogram.mel_scale(power) + 1e-6)  # MFCC's log_mels offset
+                x = torch.matmul(mel.transpose(-1, -2), mfcc.dct_mat).transpose(-1, -2)
+            else:
+                x = self.transform.mel_scale(power)
+                if self.settings.compression == "pcen":
+                    x = pcen(x, self.settings.sample_rate / self.hop, by_matrix=self.exportable)
+                else:
+                    x = torch.log(x + 1e-6)
+        return normalise(x.unsqueeze(1), self.settings.normalise)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if self.transform is None:
-            x = wave.unsqueeze(1)
-        else:
-            # Spectrograms in float32 even under autocast: the log of tiny powers needs the range.
-            with torch.autocast(device_type=wave.device.type, enabled=False):
-                x = self.transform(wave.float())
-                if self.kind == "logmel" and self.settings.compression == "pcen":
-                    x = pcen(x, self.settings.sample_rate / self.hop, by_matrix=self.exportable)
-                elif self.kind == "logmel":
-                    x = torch.log(x + 1e-6)
-            x = x.unsqueeze(1)
-        return normalise(x, self.settings.normalise)
+            return normalise(wave.unsqueeze(1), self.settings.normalise)
+        return self.from_power(self.power(wave))
 
 
 #: PCEN's constants: librosa.pcen's defaults (tests/test_models.py checks the two agree).

@@ -1,16 +1,21 @@
-"""Fold models as ONNX graphs for the notebook: float waveforms in, the submission labels' probabilities out.
+"""Fold models as ONNX graphs for the notebook: the submission labels' probabilities out.
 
-The whole model is in the graph — the front end (STFT, mel or MFCC, PCEN, per-clip normalisation),
-the network, the softmax (or a multi-label model's sigmoids) and the folding of a finer label space
-into the submission's labels — so the notebook needs no feature code of its own, and what it runs is
-what trained. ``torch.onnx.export`` with the dynamo exporter (torch's supported path), the batch
-dimension dynamic. Each graph is checked against torch on cached test clips and timed beside it.
+A graph holds the model from where numpy takes over poorly: a spectral model's graph starts from the
+power spectrum (:mod:`.portable.spectrum` computes it with an FFT, once for all the graphs that share
+it: onnxruntime's STFT operator was half of each graph's time) and holds the rest of the front end
+(mel bands, MFCC, PCEN, per-clip normalisation), the network, the softmax (or a multi-label model's
+sigmoids) and the folding of a finer label space into the submission's labels; a waveform model's
+graph starts from the waveform. So the notebook needs no feature code but the FFT, and what it runs
+is what trained. ``torch.onnx.export`` with the dynamo exporter (torch's supported path), the batch
+dimension dynamic. Each graph, fed by the numpy spectrum, is checked against the whole torch model
+(its own STFT included) on cached test clips, and timed beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import time
 import warnings
@@ -22,12 +27,13 @@ import torch
 from torch import nn
 
 from ..training import classifier
+from .portable.spectrum import inputs_of
 
 log = logging.getLogger(__name__)
 
 #: Largest difference of a probability between the ONNX graph and torch that the export accepts.
 TOLERANCE = 1e-4
-#: The opset: ONNX's STFT operator (the front end) needs 17 or later.
+#: The opset: torch's dynamo exporter's own (18).
 OPSET = 18
 
 
@@ -36,16 +42,32 @@ class ExportError(RuntimeError):
 
 
 class Probabilities(nn.Module):
-    """A trained classifier as the notebook runs it: (batch, samples) float waveforms in [-1, 1) ->
-    (batch, labels) probabilities of the submission's labels."""
+    """A trained classifier as the notebook runs it: its graph's input (:attr:`input`: a spectral
+    model's power spectrum, (batch, n_fft // 2 + 1, frames), or a waveform model's (batch, samples)
+    float waveform in [-1, 1)) -> (batch, labels) probabilities of the submission's labels."""
 
     def __init__(self, model: classifier.Classifier, fold_matrix: np.ndarray):
         super().__init__()
         self.model = model
         self.register_buffer("fold", torch.as_tensor(fold_matrix, dtype=torch.float32))
+        spectrum = model.front.spectrum
+        #: The recipe's ``input`` of this model's graphs (what portable.spectrum.inputs_of makes).
+        self.input = {"kind": "power", **spectrum} if spectrum else {"kind": "wave"}
+        self.input_json = json.dumps(self.input, sort_keys=True)
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        logits = self.model(wave)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        front = self.model.front
+        return self._labels(self.model.net(front.from_power(x) if self.input["kind"] == "power" else front(x)))
+
+    def from_wave(self, wave: torch.Tensor) -> torch.Tensor:
+        """The same probabilities from waveforms, the whole model in torch (its own STFT): the reference."""
+        return self._labels(self.model(wave))
+
+    def input_of(self, wave: np.ndarray) -> np.ndarray:
+        """The graph's input for (batch, samples) float32 waveforms, made as the notebook makes it."""
+        return inputs_of(wave, [self.input])[0]
+
+    def _labels(self, logits: torch.Tensor) -> torch.Tensor:
         probabilities = torch.sigmoid(logits) if self.model.multi_label else torch.softmax(logits, dim=1)
         return probabilities @ self.fold
 
@@ -67,20 +89,24 @@ def load_for_export(model_path: Path, competition) -> tuple[Probabilities, dict]
     model.eval()
     model.front.exportable = True
     space = competition.label_space_of(label_space)
-    return Probabilities(model, fold_matrix(space)).eval(), {"architecture": settings.architecture}
+    module = Probabilities(model, fold_matrix(space)).eval()
+    return module, {"architecture": settings.architecture, "input": module.input_json}
 
 
-def to_onnx(module: Probabilities, example: torch.Tensor, path: Path) -> None:
-    """``module`` as an ONNX graph at ``path``, its batch dimension dynamic."""
+def to_onnx(module: Probabilities, wave: np.ndarray, path: Path) -> None:
+    """``module`` as an ONNX graph at ``path``, its batch dimension dynamic; ``wave``: example
+    (batch, samples) float32 waveforms."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.from_numpy(module.input_of(wave))
     quiet = io.StringIO()  # the exporter prints its progress; the rule's log says what matters
     with contextlib.redirect_stdout(quiet), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         batch = torch.export.Dim("batch", min=1, max=4096)
         try:
-            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=OPSET, input_names=["wave"],
-                              output_names=["probabilities"], dynamic_shapes=({0: batch},), external_data=False)  # fmt: skip
+            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=OPSET,
+                              input_names=[module.input["kind"]], output_names=["probabilities"],
+                              dynamic_shapes=({0: batch},), external_data=False)  # fmt: skip
         except Exception as error:
             raise ExportError(f"{path.name}: torch.onnx.export failed ({type(error).__name__}: "
                               f"{str(error).splitlines()[0][:300]})") from error  # fmt: skip
@@ -114,17 +140,18 @@ def _ms_per_clip(run, wave: np.ndarray, batch: int) -> float:
 
 @torch.no_grad()
 def check(module: Probabilities, path: Path, clips: np.ndarray, threads: int, batch: int = 64) -> Check:
-    """The graph's probabilities against torch's on ``clips`` (int16 cache rows), and both timed on
-    the CPU with ``threads`` threads (the notebook's runtime and the workflow's). The torch side is the
-    model as the workflow predicts with it (its front end not in the exportable form)."""
+    """The graph's probabilities, fed as the notebook feeds it (the numpy spectrum), against the whole
+    torch model's on ``clips`` (int16 cache rows); both timed on the CPU with ``threads`` threads (the
+    onnxruntime side with its input made, as in the notebook). The torch side is the model as the
+    workflow predicts with it (its front end not in the exportable form)."""
     wave = clips.astype(np.float32) / np.float32(32768.0)
     graph = session(path, threads)
 
     def run_onnx(x):
-        return graph.run(None, {"wave": x})[0]
+        return graph.run(None, {module.input["kind"]: module.input_of(x)})[0]
 
     def run_torch(x):
-        return module(torch.from_numpy(x)).numpy()
+        return module.from_wave(torch.from_numpy(x)).numpy()
 
     torch.set_num_threads(threads)
     module.model.front.exportable = False

@@ -9,8 +9,9 @@ wheels in the Dataset when the image lacks it (no internet). Everything else is 
 the submission format) and ``models/*.onnx``.
 
 It does what the workflow's rules do, in their order: decode each test clip as the audio cache does
-(an unreadable clip is silence), predict with every fold model of every member (probabilities of the
-submission's labels, the mean over TTA shifts and a clip's windows, then over folds), blend as the
+(an unreadable clip is silence), make each member's input (the waveform, or its power spectrum with
+numpy's FFT, once for all the members that share it), predict with every fold model of every member
+(probabilities of the submission's labels, the mean over folds, TTA shifts and a clip's windows), blend as the
 final round's blend did (EM and label-mix matching use the test set itself: here the hidden one),
 and write ``submission.csv``. Its last line of output is a JSON summary of its time (rule rehearse
 reads it).
@@ -50,41 +51,43 @@ def ensure_runtime(dataset: Path, package: str = RUNTIME_PACKAGE) -> None:
 
 
 class Member:
-    """One model of the blend: its fold models as ONNX sessions (float waveforms in, the submission
-    labels' probabilities out)."""
+    """One model of the blend: its fold models as ONNX sessions (the member's ``input`` in — a
+    waveform or its power spectrum —, the submission labels' probabilities out)."""
 
     def __init__(self, dataset: Path, spec: dict, threads: int):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        self.name = spec["name"]
+        self.name, self.input = spec["name"], spec["input"]
         self.sessions = [ort.InferenceSession(str(dataset / path), options, providers=["CPUExecutionProvider"])
                          for path in spec["folds"]]  # fmt: skip
 
-    def probabilities(self, wave: np.ndarray, shifts, shifted) -> np.ndarray:
-        """(rows, labels): the mean over fold models of each one's mean over the TTA ``shifts``."""
-        total = 0.0
-        for session in self.sessions:
-            name = session.get_inputs()[0].name
-            total = total + sum(session.run(None, {name: shifted(wave, s)})[0] for s in shifts) / len(shifts)
-        return total / len(self.sessions)
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """(rows, labels): the mean over fold models."""
+        return sum(session.run(None, {self.input["kind"]: x})[0] for session in self.sessions) / len(self.sessions)
 
 
-def predict_members(members: list[Member], paths: list[Path], recipe: dict, audio, report=print) -> np.ndarray:
-    """(members, clips, labels): every member's probabilities of every test clip, the mean over a
-    clip's windows; the clips are read a batch at a time (the test set never stays in memory)."""
+def predict_members(members: list[Member], paths: list[Path], recipe: dict, audio, spectrum,
+                    report=print) -> np.ndarray:  # fmt: skip
+    """(members, clips, labels): every member's probabilities of every test clip, the mean over TTA
+    shifts and over a clip's windows; the clips are read a batch at a time (the test set never stays
+    in memory), and a spectrum is made once a batch and shift for all the members that take it."""
     out = np.zeros((len(members), len(paths), len(recipe["labels"])))
-    started, batch = time.perf_counter(), recipe["batch_clips"]
+    started, batch, shifts = time.perf_counter(), recipe["batch_clips"], recipe["tta_shifts"]
     for begin in range(0, len(paths), batch):
         rows = [audio.clip_rows(path, recipe["audio"]) for path in paths[begin : begin + batch]]
         owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
         wave = np.concatenate(rows).astype(np.float32) / np.float32(32768.0)
         counts = np.bincount(owner, minlength=len(rows))[:, None]
-        for m, member in enumerate(members):
-            per_row = member.probabilities(wave, recipe["tta_shifts"], audio.shifted)
-            sums = np.zeros((len(rows), per_row.shape[1]))
-            np.add.at(sums, owner, per_row)
+        per_row = np.zeros((len(members), len(wave), out.shape[2]))
+        for shift in shifts:
+            inputs = spectrum.inputs_of(audio.shifted(wave, shift), [member.input for member in members])
+            for m, (member, x) in enumerate(zip(members, inputs)):
+                per_row[m] += member.probabilities(x) / len(shifts)
+        for m in range(len(members)):
+            sums = np.zeros((len(rows), out.shape[2]))
+            np.add.at(sums, owner, per_row[m])
             out[m, begin : begin + len(rows)] = sums / counts
         done = begin + len(rows)
         report(f"{done}/{len(paths)} clips, {(time.perf_counter() - started) / done * 1000:.1f} ms a clip")
@@ -116,7 +119,7 @@ def main(argv=None) -> None:
     recipe = json.loads((dataset / RECIPE).read_text())
     sys.path.insert(0, str(dataset))
     import pandas as pd
-    from portable import audio, blend, submission
+    from portable import audio, blend, spectrum, submission
 
     ensure_runtime(dataset)
     competition_root = inputs / recipe["competition"]
@@ -125,7 +128,7 @@ def main(argv=None) -> None:
           f"{len(recipe['members'])} models; {args.threads} threads", flush=True)  # fmt: skip
     started, cpu_started = time.perf_counter(), time.process_time()  # the models' loading counts too
     members = [Member(dataset, spec, args.threads) for spec in recipe["members"]]
-    P = predict_members(members, paths, recipe, audio, lambda line: print(line, flush=True))
+    P = predict_members(members, paths, recipe, audio, spectrum, lambda line: print(line, flush=True))
     probabilities = blend.apply_blend(recipe["blend"], P)
     ids = [path.name for path in paths]
     table = pd.DataFrame(submission.submission_rows(ids, probabilities, recipe["labels"], recipe["submission"]))

@@ -17,6 +17,12 @@ from pathlib import Path
 from .. import rounds
 from ..errors import ExplainedError
 from . import notebook, portable
+from .portable import audio, blend, spectrum, submission
+
+#: What the Dataset's portable/ holds, imported here so that editing one re-runs rule package (a rule's
+#: code is what its script imports: wavefold.dependencies); a module the notebook imports and this
+#: leaves out fails the rehearsal.
+PORTABLE_MODULES = (portable, audio, blend, spectrum, submission)
 
 #: The notebook's code file in the kernel folder.
 CODE_FILE = "inference.py"
@@ -113,8 +119,9 @@ def onnx_name(member: str, fold: int) -> str:
 
 
 def notebook_recipe(blend: dict, competition, audio: dict, tta_samples: list[int], folds: list[int],
-                    settings: KernelSettings) -> dict:  # fmt: skip
-    """Everything the notebook reads (``recipe.json``): the pruned blend and what makes its inputs."""
+                    settings: KernelSettings, inputs: dict[str, dict]) -> dict:  # fmt: skip
+    """Everything the notebook reads (``recipe.json``): the pruned blend and what makes its inputs.
+    ``inputs``: each member's graphs' input (export.Probabilities.input: the waveform or a spectrum)."""
     keep = needed_members(blend)
     final = pruned(blend, keep)
     return {
@@ -125,7 +132,8 @@ def notebook_recipe(blend: dict, competition, audio: dict, tta_samples: list[int
         "audio": audio,
         "tta_shifts": list(tta_samples),
         "batch_clips": settings.batch_clips,
-        "members": [{"name": m, "folds": [onnx_name(m, k) for k in folds]} for m in final["members"]],
+        "members": [{"name": m, "folds": [onnx_name(m, k) for k in folds], "input": inputs[m]}
+                    for m in final["members"]],  # fmt: skip
         "blend": final,
         "submission": {**competition.submission_format, "id_column": competition.id_column},
     }
@@ -175,8 +183,9 @@ def write_package(dataset: Path, kernel: Path, recipe: dict, models: Path, wheel
     if wheels is not None:
         shutil.copytree(wheels, dataset / notebook.WHEELS, ignore=shutil.ignore_patterns(".snakemake*"))
     (dataset / notebook.RECIPE).write_text(json.dumps(recipe, indent=1))
-    shutil.copytree(Path(portable.__file__).parent, dataset / notebook.PORTABLE,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    (dataset / notebook.PORTABLE).mkdir()
+    for module in PORTABLE_MODULES:
+        shutil.copyfile(module.__file__, dataset / notebook.PORTABLE / Path(module.__file__).name)
     (dataset / "dataset-metadata.json").write_text(json.dumps(dataset_metadata(settings, competition), indent=1))
     shutil.copyfile(notebook.__file__, kernel / CODE_FILE)
     (kernel / "kernel-metadata.json").write_text(json.dumps(kernel_metadata(settings, competition), indent=1))

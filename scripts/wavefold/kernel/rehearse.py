@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +44,9 @@ def wavefold_imports(path: Path) -> list[str]:
 
 
 def run_notebook(kernel: Path, dataset: Path, competition_root: Path, competition: str, threads: int,
-                 log_path: Path) -> tuple[Path, dict]:  # fmt: skip
-    """Run the package's script as Kaggle would; returns (its submission.csv, its timing summary)."""
+                 log_path: Path, work: Path) -> tuple[Path, dict]:  # fmt: skip
+    """Run the package's script as Kaggle would, in the empty folder ``work`` (laid out as /kaggle:
+    input/<competition>, input/<dataset>, working/); returns (its submission.csv there, its timing summary)."""
     script = kernel / CODE_FILE
     imports = [line for path in [script, *sorted((dataset / notebook.PORTABLE).glob("*.py"))]
                for line in wavefold_imports(path)]  # fmt: skip
@@ -54,7 +54,6 @@ def run_notebook(kernel: Path, dataset: Path, competition_root: Path, competitio
         raise RehearsalError(f"the notebook imports wavefold ({'; '.join(imports)}), which Kaggle does not have",
                              "the package's script and portable/ may import the standard library, numpy, "
                              "pandas, soundfile, soxr and onnxruntime only")  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="wavefold-rehearsal-"))
     inputs, working = work / "input", work / "working"
     inputs.mkdir()
     working.mkdir()
