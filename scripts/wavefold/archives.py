@@ -11,8 +11,6 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import py7zr
-
 from .errors import ExplainedError
 
 log = logging.getLogger(__name__)
@@ -20,9 +18,9 @@ log = logging.getLogger(__name__)
 #: A fixed timestamp for files packed by the demo, so that the same seed gives the same archives.
 FIXED_MTIME = 1_500_000_000
 
-#: LZMA2 at a light preset: the same .7z format as the competition's, packed several times faster
-#: than py7zr's default (audio barely compresses further at higher presets).
-FAST_LZMA2 = [{"id": py7zr.FILTER_LZMA2, "preset": 1}]
+#: LZMA2 (py7zr's FILTER_LZMA2) at a light preset: the same .7z format as the competition's, packed
+#: several times faster than py7zr's default (audio barely compresses further at higher presets).
+FAST_LZMA2 = [{"id": lzma.FILTER_LZMA2, "preset": 1}]
 
 
 class ArchiveError(ExplainedError, RuntimeError):
@@ -38,6 +36,8 @@ def pack_7z(source_dir: Path, archive: Path, members: list[str]) -> None:
         for root, dirs, files in os.walk(source_dir / member):
             for name in files + dirs:
                 os.utime(os.path.join(root, name), (FIXED_MTIME, FIXED_MTIME))
+    import py7zr  # here, not at the top: the workflow's parse imports this module (0.1 s of each snakemake call)
+
     with py7zr.SevenZipFile(partial, "w", filters=FAST_LZMA2) as seven:
         for member in sorted(members):
             seven.writeall(source_dir / member, arcname=member)
@@ -49,18 +49,23 @@ def pack_7z(source_dir: Path, archive: Path, members: list[str]) -> None:
 FIX_OURS = "delete it and run the workflow again"
 FIX_USERS = "it is your own file ('source'), which the workflow never changes: download it again from Kaggle"
 
-#: The errors py7zr lets through for a truncated or corrupt archive.
-_BROKEN_7Z = (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, py7zr.exceptions.CrcError, lzma.LZMAError,
-              EOFError, OSError, KeyError, ValueError)  # fmt: skip
+def _broken_7z() -> tuple[type[BaseException], ...]:
+    """The errors py7zr lets through for a truncated or corrupt archive."""
+    import py7zr
+
+    return (py7zr.exceptions.Bad7zFile, py7zr.exceptions.ArchiveError, py7zr.exceptions.CrcError, lzma.LZMAError,
+            EOFError, OSError, KeyError, ValueError)  # fmt: skip
 
 
 def check_7z(archive: Path, fix: str = FIX_OURS) -> None:
     """Raise :class:`ArchiveError` unless ``archive`` is a complete, uncorrupted .7z file; ``fix``
     says what to do (:data:`FIX_OURS` or :data:`FIX_USERS`)."""
+    import py7zr
+
     try:
         with py7zr.SevenZipFile(archive, "r") as seven:
             failed = seven.testzip()
-    except _BROKEN_7Z as error:
+    except _broken_7z() as error:
         raise ArchiveError(
             f"{archive} is not a complete, readable 7z archive ({type(error).__name__}: {error}). It was probably "
             f"cut off or damaged while it was copied or downloaded: {fix}."
@@ -73,10 +78,12 @@ def extract_7z(archive: Path, destination: Path) -> None:
     """Unpack a .7z archive into ``destination``."""
     check_7z(archive)
     destination.mkdir(parents=True, exist_ok=True)
+    import py7zr
+
     try:
         with py7zr.SevenZipFile(archive, "r") as seven:
             seven.extractall(path=destination)
-    except _BROKEN_7Z as error:
+    except _broken_7z() as error:
         raise ArchiveError(f"{archive} could not be unpacked ({type(error).__name__}: {error}): {FIX_OURS}.") from error
 
 
