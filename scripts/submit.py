@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from wavefold import blend, competitions, kaggle_api, provenance, report, submission, submit
-from wavefold.kernel import package, upload
+from wavefold import blend, competitions, provenance, report, submission, submit
+from wavefold.kernel import upload
 from wavefold.steps import rule_step
 
 with rule_step(snakemake, "submit") as log:
@@ -27,14 +27,10 @@ with rule_step(snakemake, "submit") as log:
         submit.refuse_duplicate(sha256, previous, [], "the local scorer")
         outcome = submit.submit_local(path, Path(inp.solution), sha256, competition)
     elif p.kind == "notebook":
-        settings = package.KernelSettings.from_config(p.kernel)
-        timing = upload.Timing(p.dataset_wait_minutes * 60, p.notebook_wait_minutes * 60, p.wait_minutes * 60,
-                               p.poll_seconds)  # fmt: skip
-        outcome, version = upload.submit_notebook(
-            kaggle_api.client(), Path(inp.dataset), Path(inp.notebook), p.competition,
-            settings.dataset_id(p.competition), settings.notebook_id(p.competition), description, sha256, previous,
-            timing, kaggle["retries"], kaggle["backoff_seconds"])  # fmt: skip
-        log.info("submitted %s version %d", settings.notebook_id(p.competition), version)
+        timing = upload.Timing.from_minutes(p.dataset_wait_minutes, p.notebook_wait_minutes, p.wait_minutes,
+                                            p.poll_seconds)  # fmt: skip
+        outcome = upload.submit_package(Path(inp.dataset), Path(inp.notebook), p.competition, p.kernel, description,
+                                        sha256, previous, timing, kaggle)  # fmt: skip
     else:
         submit.refuse_notebook_only(competition)
         outcome = submit.submit_kaggle(path, p.competition, description, sha256, previous, p.wait_minutes * 60,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .. import kaggle_api
 from ..submit import Outcome, SubmitError, check_before_upload, retrying, wait_for_score
+from .package import KernelSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class Timing:
     notebook_seconds: float
     score_seconds: float
     poll_seconds: float
+
+    @classmethod
+    def from_minutes(cls, dataset: float, notebook: float, score: float, poll_seconds: float) -> "Timing":
+        return cls(dataset * 60, notebook * 60, score * 60, poll_seconds)
 
 
 def _status_name(value) -> str:
@@ -147,3 +152,16 @@ def submit_notebook(api, dataset: Path, notebook: Path, competition: str, datase
     log.info("the client answered: %s (ref %s)", response.message, getattr(response, "ref", None))
     return wait_for_score(api, competition, description, response.message, timing.score_seconds, timing.poll_seconds,
                           call), version  # fmt: skip
+
+
+def submit_package(dataset: Path, notebook: Path, competition: str, kernel: dict, description: str, sha256: str,
+                   previous, timing: Timing, kaggle: dict) -> Outcome:  # fmt: skip
+    """:func:`submit_notebook` of the package rule's two folders, with the ids the ``kernel`` settings
+    give them and the ``kaggle`` settings' retries."""
+    settings = KernelSettings.from_config(kernel)
+    outcome, version = submit_notebook(kaggle_api.client(), dataset, notebook, competition,
+                                       settings.dataset_id(competition), settings.notebook_id(competition),
+                                       description, sha256, previous, timing, kaggle["retries"],
+                                       kaggle["backoff_seconds"])  # fmt: skip
+    log.info("submitted %s version %d", settings.notebook_id(competition), version)
+    return outcome
