@@ -93,12 +93,16 @@ def test_the_submission_rows_are_each_competitions_format():
 # --------------------------------------------------------------------------- export and package
 
 
-@pytest.mark.parametrize("model", ["lenet", "matchboxnet", "m5"])
+#: A timm backbone with the SED head (architectures/timm.py), not among config.yaml's models.
+TIMM_SED = {"architecture": "timm", "params": {"name": "test_efficientnet", "head": "sed"}}
+
+
+@pytest.mark.parametrize("model", ["lenet", "matchboxnet", "m5", "timm_sed"])
 def test_an_exported_model_gives_torchs_probabilities_of_the_submission_labels(model, tmp_path):
     """The model in one ONNX graph — from the power spectrum on (numpy's FFT makes it) for the PCEN
-    log-mel and MFCC models, from the waveform for m5: the rest of the front end, the network, the
-    softmax and a finer label space folded into the submission's 12 labels (words31) — gives what the
-    workflow's whole torch model gives on the same clips, at any batch size; no STFT in the graph."""
+    log-mel, MFCC and timm models, from the waveform for m5: the rest of the front end, the network,
+    the softmax and a finer label space folded into the submission's 12 labels (words31) — gives what
+    the workflow's whole torch model gives on the same clips, at any batch size; no STFT in the graph."""
     import json
 
     import onnx
@@ -112,7 +116,7 @@ def test_an_exported_model_gives_torchs_probabilities_of_the_submission_labels(m
     from wavefold.training import classifier
 
     speech = competitions.get("tensorflow-speech-recognition-challenge")
-    settings = yaml.safe_load((REPO / "config/config.yaml").read_text())["training"]["models"][model]
+    settings = TIMM_SED if model == "timm_sed" else yaml.safe_load((REPO / "config/config.yaml").read_text())["training"]["models"][model]
     settings = TrainSettings.from_config({**settings, "label_space": "words31"})
     classes = list(speech.target_spaces["words31"])
     torch.manual_seed(0)

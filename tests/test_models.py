@@ -19,10 +19,11 @@ EXPECTED_PARAMETERS = {
     "m5": 559_244,
     "matchboxnet": 87_108,  # 3x2x64: 77K in Majumdar & Ginsburg (for 30+ classes, 64 MFCCs)
     "mobilenetv2": 404_620,
+    "timm": 4_022_344,  # efficientnet_b0 (timm's default here) for one channel, without its 1000-class head
 }
 
 
-def test_registry_has_six_architectures_and_three_input_kinds():
+def test_registry_has_seven_architectures_and_three_input_kinds():
     assert set(REGISTRY) == set(EXPECTED_PARAMETERS)
     assert {input_kind(name) for name in REGISTRY} == {"logmel", "mfcc", "waveform"}
 
@@ -43,14 +44,14 @@ def test_architectures_are_found_one_way_without_torch_by_every_reader():
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMETERS))
 def test_output_shape_and_parameter_count(name):
     torch.manual_seed(0)
-    model = create_model(name, n_classes=12)
+    model = create_model(name, 12)
     assert parameter_count(model) == EXPECTED_PARAMETERS[name]
     front = FrontEnd(input_kind(name))
     wave = torch.randn(3, 16000) * 0.1
     assert model(front(wave)).shape == (3, 12)
     # Global pooling: another clip length works unchanged.
     assert model(front(torch.randn(2, 12000) * 0.1)).shape == (2, 12)
-    assert create_model(name, n_classes=31)(front(wave)).shape == (3, 31)
+    assert create_model(name, 31)(front(wave)).shape == (3, 31)
 
 
 def test_unknown_names_and_parameters_are_clear_errors():

@@ -1,6 +1,6 @@
 """Model architectures for keyword spotting, created from one registry by name.
 
-``create_model("bc_resnet", n_classes=12, width=8)`` builds BC-ResNet-8. Each architecture lives in
+``create_model("bc_resnet", 12, width=8)`` builds BC-ResNet-8. Each architecture lives in
 its own module, ``architectures/<name>.py``, and declares the input it takes (``input_kind``):
 ``logmel`` and ``mfcc`` are (batch, 1, features, frames) made on the device by
 :mod:`wavefold.features`; ``waveform`` is (batch, 1, samples). Every model ends in global average
@@ -21,14 +21,15 @@ for _name in declared():
     importlib.import_module(f"{__package__}.architectures.{_name}")
 
 
-def create_model(name: str, n_classes: int, **params) -> nn.Module:
-    """The architecture ``name`` with its hyper-parameters; unknown names and parameters are clear errors."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown architecture {name!r}; registered: {sorted(REGISTRY)}")
+def create_model(architecture: str, n_classes: int, /, **params) -> nn.Module:
+    """The ``architecture`` with its hyper-parameters; unknown names and parameters are clear errors.
+    (Positional: an architecture's own parameter may be called ``name``, timm's model name.)"""
+    if architecture not in REGISTRY:
+        raise KeyError(f"unknown architecture {architecture!r}; registered: {sorted(REGISTRY)}")
     try:
-        return REGISTRY[name](n_classes=n_classes, **params)
+        return REGISTRY[architecture](n_classes=n_classes, **params)
     except TypeError as error:
-        raise TypeError(f"architecture {name!r}: {error}") from error
+        raise TypeError(f"architecture {architecture!r}: {error}") from error
 
 
 def input_kind(name: str) -> str:
