@@ -33,17 +33,16 @@ def backbone(name: str, pretrained: str | None = None, drop_path_rate: float = 0
     import timm  # here: it takes seconds to import, and every training job imports every architecture
 
     if pretrained in (None, "", "none"):
-        return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0, global_pool="",
-                                 drop_path_rate=drop_path_rate)  # fmt: skip
-    if pretrained == "timm":
-        return timm.create_model(name, pretrained=True, in_chans=1, num_classes=0, global_pool="",
-                                 drop_path_rate=drop_path_rate)  # fmt: skip
-    path = Path(pretrained)
-    if path.suffix not in WEIGHTS_SUFFIXES or not path.is_file():
-        raise ValueError(f"pretrained: {pretrained!r} is neither 'timm', 'none' nor a weights file "
-                         f"({', '.join(WEIGHTS_SUFFIXES)}) that exists")  # fmt: skip
-    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, in_chans=1,
-                             num_classes=0, global_pool="", drop_path_rate=drop_path_rate)  # fmt: skip
+        source = {"pretrained": False}
+    elif pretrained == "timm":
+        source = {"pretrained": True}
+    else:
+        path = Path(pretrained)
+        if path.suffix not in WEIGHTS_SUFFIXES or not path.is_file():
+            raise ValueError(f"pretrained: {pretrained!r} is neither 'timm', 'none' nor a weights file "
+                             f"({', '.join(WEIGHTS_SUFFIXES)}) that exists")  # fmt: skip
+        source = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
+    return timm.create_model(name, **source, in_chans=1, num_classes=0, global_pool="", drop_path_rate=drop_path_rate)
 
 
 class AttentionPool(nn.Module):
