@@ -118,6 +118,13 @@ class TrainSettings:
     # AdaBN: BatchNorm statistics re-estimated on the audio being predicted (the validation fold for the
     # out-of-fold probabilities, the test set for the test's), so the two are made alike.
     adapt_batch_norm: bool = False
+    # Fine-tuning (training/optim.py), for a pretrained backbone above all: the backbone (all but the
+    # head) learns at lr x this ratio; it is frozen, weights and BatchNorm statistics, for the first
+    # freeze_epochs (the head learns alone); one optimizer step per `accumulate` batches (an effective
+    # batch of batch_size x accumulate, for big models on a small GPU).
+    backbone_lr_ratio: float = bounded(1.0, above=0)
+    freeze_epochs: int = bounded(0, minimum=0)
+    accumulate: int = bounded(1, minimum=1)
     features: dict = nested(FeatureSettings)
     augment: dict = nested(AugmentSettings)
 
@@ -163,6 +170,13 @@ def training_problems(settings: dict, path: str, own: dict | None = None) -> lis
         problems.append(
             f"{path}.unknown_share: {settings['unknown_share']} is ignored while balanced is true "
             f"(every class is drawn equally often): set balanced: false, or unknown_share: null"
+        )
+    sets_freeze = own is None or {"freeze_epochs", "epochs"} & set(own)
+    epochs = settings.get("epochs", TrainSettings.epochs)
+    if sets_freeze and settings.get("freeze_epochs", 0) >= epochs:
+        problems.append(
+            f"{path}.freeze_epochs: {settings['freeze_epochs']} freezes the backbone for all {epochs} "
+            f"epochs, so it would never learn: set it below epochs"
         )
     sets_selection = own is None or {"patience", "epoch_selection"} & set(own)
     if sets_selection and settings.get("patience", 0) and settings.get("epoch_selection", "last") == "last":

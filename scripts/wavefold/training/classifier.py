@@ -32,6 +32,17 @@ class Classifier(nn.Module):
     def forward(self, wave):
         return self.net(self.front(wave))
 
+    def head(self) -> nn.Module:
+        """What fine-tuning calls the head (the rest is the backbone: :mod:`.optim`): the architecture's
+        ``head`` module where it has one (timm's pooled or SED head, the PoolHeads), else its output layer."""
+        head = getattr(self.net, "head", None)
+        if isinstance(head, nn.Module):
+            return head
+        layer = self.output_layer()
+        if layer is None:
+            raise ValueError(f"{type(self.net).__name__} has neither a head module nor an output layer to fine-tune")
+        return layer
+
     def output_layer(self) -> nn.Module | None:
         """The layer that makes the logits: the last linear or 1x1 convolution with one output per class."""
         n_classes = None

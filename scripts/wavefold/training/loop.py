@@ -109,8 +109,12 @@ def train_fold(
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     optimizer = optim.optimizer(model, settings)
-    steps = int(np.ceil(len(epoch_plan(data, settings, np.random.default_rng([seed, 0]))[0]) / settings.batch_size))
-    scheduler = optim.scheduler(optimizer, settings, steps)
+    batches = int(np.ceil(len(epoch_plan(data, settings, np.random.default_rng([seed, 0]))[0]) / settings.batch_size))
+    scheduler = optim.scheduler(optimizer, settings, optim.steps_per_epoch(batches, settings.accumulate))
+    if settings.freeze_epochs or settings.backbone_lr_ratio != 1 or settings.accumulate > 1:
+        log.info("fine-tuning: backbone frozen for %d epochs, at lr x %g; one step per %d batches (%d clips)",
+                 settings.freeze_epochs, settings.backbone_lr_ratio, settings.accumulate,
+                 settings.accumulate * settings.batch_size)  # fmt: skip
     scaler = torch.amp.GradScaler(enabled=cuda)
     noise_device = torch.from_numpy(data.noise.astype(np.float32) / 32768.0).to(device)
     val_silence = silence_windows(data.noise, data.val_silence["start"], data.val_silence["gain"], data.samples)
@@ -127,6 +131,7 @@ def train_fold(
     # With ema_decay, the moving average is what is scored, chosen and kept; else the weights themselves.
     ema = optim.averaged(model, settings)
     kept = ema.module if ema is not None else model
+    stepper = optim.Stepper(optimizer, scheduler, scaler, settings.accumulate, ema, model)
 
     checkpoint = Checkpoint(paths.checkpoint, identity)
     start_epoch, best, curve, best_state, stale = 0, -1.0, [], None, 0
@@ -176,6 +181,8 @@ def train_fold(
             )
 
         model.train()
+        optim.freeze_backbone(model, frozen=epoch < settings.freeze_epochs)
+        stepper.start_epoch(batches)
         # Running sums stay on the device: reading them every step would make the GPU wait each time.
         total_loss = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
@@ -197,13 +204,7 @@ def train_fold(
                     features = features.contiguous(memory_format=torch.channels_last)
                 logits = model.net(features)
                 loss = loss_function(logits.float(), soft_targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update_parameters(model)
+            stepper.backward(loss, i)
             total_loss += loss.detach() * len(labels)
             if multi_label:  # the top label is one of the clip's
                 correct += onehot.gather(1, logits.argmax(1, keepdim=True)).gt(0.5).sum()
