@@ -12,7 +12,7 @@ from snakemake.utils import validate
 PACKAGE = Path(workflow.basedir) / "scripts" / "wavefold"
 sys.path.insert(0, str(PACKAGE.parent))
 # The package lives beside the workflow; these modules import nothing heavy (no torch): parsing stays fast.
-from wavefold import competitions, dependencies, rounds  # noqa: E402
+from wavefold import competitions, dependencies, rounds, weights  # noqa: E402
 from wavefold.pseudo import PseudoSettings  # noqa: E402
 from wavefold.provenance import git_commit  # noqa: E402
 from wavefold.settings import SettingsError, coerce_cli_strings  # noqa: E402
@@ -54,6 +54,7 @@ wildcard_constraints:
     round=r"\d+",
     fold=r"\d+",
     model=r"[A-Za-z0-9_]+",
+    backbone=r"[A-Za-z0-9_.\-]+",  # timm's names: tf_efficientnetv2_s.in21k_ft_in1k
 
 
 def rule_code(script):
@@ -111,6 +112,25 @@ if _problems:
     raise SettingsError("invalid settings:\n  - " + "\n  - ".join(_problems))
 
 
+# Each model's pretrained weights (params.pretrained). Those of the models that run (and the tuned
+# one) are checked now, a file loaded into its backbone once (wavefold.weights; the verdict is kept),
+# so that a missing or wrong file fails before any job runs.
+WEIGHTS = {
+    model: weights.of_model(
+        workflow_settings.merged(TRAINING["defaults"], TRAINING["models"][model]),
+        f"training.models.{model}.params.pretrained",
+    )
+    for model in TRAINING["models"]
+}
+_used = [m for m in {*MODELS, config["tune"]["model"]} if WEIGHTS.get(m)]
+_problems = [problem for model in sorted(_used) for problem in weights.problems(WEIGHTS[model])]
+if _problems:
+    raise SettingsError("invalid weights:\n  - " + "\n  - ".join(_problems))
+# A file's content is part of its model's training jobs' identity: a changed file re-trains them.
+# (Weights fetch_weights makes re-train through its output's time, as any input.)
+WEIGHTS_HASH = {m: weights.content_hash(WEIGHTS[m].path) for m in _used if not WEIGHTS[m].fetched}
+
+
 def get_model_settings(wildcards):
     """One model's complete training settings, as plain values: the params of its jobs, so that
     changing one model's settings re-trains that model only. The pseudo-label mix is a setting of
@@ -122,7 +142,19 @@ def get_model_settings(wildcards):
         settings.update(
             pseudo_share=PSEUDO["share"], pseudo_noise=PSEUDO["silence_as_noise"], pseudo_soft=PSEUDO["soft"]
         )
+    if WEIGHTS[wildcards.model] is not None:  # the file the job loads (timm's: fetch_weights makes it)
+        settings["params"] = {**settings["params"], "pretrained": WEIGHTS[wildcards.model].path}
     return resolved(settings)  # every default filled in: a changed default re-trains too
+
+
+def get_weights_input(wildcards):
+    """A model's pretrained weights file, if it has one: an input of its training jobs."""
+    found = WEIGHTS[wildcards.model]
+    return {"weights": found.path} if found else {}
+
+
+def get_weights_hash(wildcards):
+    return WEIGHTS_HASH.get(wildcards.model)
 
 
 def get_pseudo_training_input(wildcards):

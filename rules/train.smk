@@ -4,6 +4,7 @@
 rule train:
     input:
         unpack(get_pseudo_training_input),
+        unpack(get_weights_input),
         clips=rules.cache_audio.output.train,
         noise=rules.cache_audio.output.noise,
         folds=rules.folds.output.folds,
@@ -30,6 +31,7 @@ rule train:
         runtime=get_training_runtime,
     params:
         settings=get_model_settings,
+        weights_sha256=get_weights_hash,
         seed=SEED,
         device=TRAINING["device"],
         tta_shift_ms=TRAINING["tta_shift_ms"],

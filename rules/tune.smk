@@ -12,6 +12,7 @@ rule tune:
         variants=rules.augment.output.variants,
         variant_table=rules.augment.output.table,
         code=get_tuning_code(),
+        **get_weights_input(SimpleNamespace(model=TUNE["model"])),
     output:
         best="results/tune/best.yaml",
         trials="results/tune/trials.csv",

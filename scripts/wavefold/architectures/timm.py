@@ -11,8 +11,10 @@ loads pretrained weights, folds the first convolution's three colour channels in
 Both give logits, as every architecture does: softmax or sigmoids come from the competition.
 
 ``pretrained``: none (random weights), ``timm`` (timm's own weights for ``name``, from the Hugging Face
-cache: set ``HF_HUB_OFFLINE=1`` where there is no internet), or a weights file (``.pth``, ``.pt``,
-``.bin`` or ``.safetensors``: a timm model's state dict).
+cache: set ``HF_HUB_OFFLINE=1`` where there is no internet; in the DAG, rule fetch_weights saves them
+to a file first), a weights file (``.pth``, ``.pt``, ``.bin`` or ``.safetensors``: a timm model's state
+dict), or a wavefold model of the same backbone (transfer: its backbone taken, the head new). What the
+workflow does with the setting: :mod:`wavefold.weights`.
 """
 
 from __future__ import annotations
@@ -22,27 +24,89 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..weights import SUFFIXES
 from . import register
 
-WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 HEADS = ("pool", "sed")
+#: Where a wavefold model (training/classifier.py's file) keeps this architecture's backbone.
+SAVED_BACKBONE = "net.backbone."
 
 
 def backbone(name: str, pretrained: str | None = None, drop_path_rate: float = 0.0) -> nn.Module:
     """timm's ``name`` for one-channel input, without its classifier or pooling: (B, C, F', T') out."""
     import timm  # here: it takes seconds to import, and every training job imports every architecture
 
+    build = {"in_chans": 1, "num_classes": 0, "global_pool": "", "drop_path_rate": drop_path_rate}
     if pretrained in (None, "", "none"):
-        source = {"pretrained": False}
-    elif pretrained == "timm":
-        source = {"pretrained": True}
-    else:
-        path = Path(pretrained)
-        if path.suffix not in WEIGHTS_SUFFIXES or not path.is_file():
-            raise ValueError(f"pretrained: {pretrained!r} is neither 'timm', 'none' nor a weights file "
-                             f"({', '.join(WEIGHTS_SUFFIXES)}) that exists")  # fmt: skip
-        source = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}}
-    return timm.create_model(name, **source, in_chans=1, num_classes=0, global_pool="", drop_path_rate=drop_path_rate)
+        return timm.create_model(name, pretrained=False, **build)
+    if pretrained == "timm":
+        return timm.create_model(name, pretrained=True, **build)
+    path = Path(pretrained)
+    if path.suffix not in SUFFIXES or not path.is_file():
+        raise ValueError(f"pretrained: {pretrained!r} is neither 'timm', 'none' nor a weights file "
+                         f"({', '.join(SUFFIXES)}) that exists")  # fmt: skip
+    transferred = wavefold_backbone(path, name)
+    if transferred is None:  # a timm state dict: timm loads it (the stem folded to one channel, no classifier)
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **build)
+    model = timm.create_model(name, pretrained=False, **build)
+    model.load_state_dict(transferred)
+    return model
+
+
+def wavefold_backbone(path: Path, name: str) -> dict[str, torch.Tensor] | None:
+    """The backbone's weights in a wavefold model file (None: the file is not one)."""
+    if path.suffix not in (".pt", ".pth"):
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(saved, dict) and {"state_dict", "settings", "label_space"} <= set(saved)):
+        return None
+    source = saved["settings"]
+    if source.get("architecture") != "timm" or (source.get("params") or {}).get("name") != name:
+        raise ValueError(f"{path} is a wavefold model of {source.get('architecture')} "
+                         f"{(source.get('params') or {}).get('name', '')}, not of timm backbone {name}")  # fmt: skip
+    return {k.removeprefix(SAVED_BACKBONE): v for k, v in saved["state_dict"].items() if k.startswith(SAVED_BACKBONE)}
+
+
+def save_pretrained(name: str, path: Path) -> dict:
+    """timm's own weights for ``name`` (downloaded, or from the Hugging Face cache) saved as a
+    .safetensors state dict, whole (three channels, classifier): what :func:`backbone` loads from a
+    file. Returns where they came from (timm's pretrained config) for the log."""
+    import safetensors.torch
+    import timm
+
+    model = timm.create_model(name, pretrained=True)
+    state = {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(state, str(path), metadata={"timm_model": name, "timm_version": timm.__version__})
+    config = model.pretrained_cfg
+    return {key: config.get(key) for key in ("hf_hub_id", "tag", "license", "url") if config.get(key)}
+
+
+def load_check(path: str, name: str) -> str:
+    """Why the weights file does not load into backbone ``name`` ('' if it does): the parse-time check
+    (:func:`wavefold.weights.fit` runs it in a Python of its own)."""
+    try:
+        backbone(name, path)
+    except Exception as error:  # noqa: BLE001 — any failure to load is the verdict, said in a line or two
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return f"{type(error).__name__}: {' '.join(lines[:3])}"[:500] + _holding(Path(path))
+    return ""
+
+
+def _holding(path: Path) -> str:
+    """What the file holds, to tell which model it is of: its first tensors' names."""
+    try:
+        if path.suffix == ".safetensors":
+            import safetensors
+
+            with safetensors.safe_open(str(path), "pt") as file:
+                names = list(file.keys())
+        else:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            names = list(saved.get("state_dict", saved)) if isinstance(saved, dict) else []
+    except Exception as error:  # noqa: BLE001
+        return f" (the file cannot be read as weights: {type(error).__name__})"
+    return f" (the file holds {len(names)} tensors: {', '.join(names[:4])}{', ...' if len(names) > 4 else ''})"
 
 
 class AttentionPool(nn.Module):

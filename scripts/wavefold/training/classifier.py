@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,9 @@ def load(path: Path, device: torch.device) -> tuple[Classifier, list[str], Train
     """A saved model, on ``device``, the label space it predicts and the settings it was trained with."""
     saved = torch.load(path, map_location=device, weights_only=False)
     settings = TrainSettings.from_config(saved["settings"])
-    model = Classifier(settings, len(saved["label_space"]), saved.get("multi_label", False)).to(device)
+    # Built without its pretrained weights: the saved ones replace them (and their file may be elsewhere).
+    built = replace(settings, params={**settings.params, "pretrained": None}) if "pretrained" in settings.params else settings
+    model = Classifier(built, len(saved["label_space"]), saved.get("multi_label", False)).to(device)
     model.load_state_dict(saved["state_dict"])
     return model, saved["label_space"], settings
 
