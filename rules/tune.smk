@@ -4,6 +4,7 @@
 # tune.trials resumes it. Writes the best settings as a config fragment. Never part of 'all'.
 rule tune:
     input:
+        **get_weights_input(SimpleNamespace(model=TUNE["model"])),
         clips=rules.cache_audio.output.train,
         noise=rules.cache_audio.output.noise,
         folds=rules.folds.output.folds,
@@ -12,7 +13,6 @@ rule tune:
         variants=rules.augment.output.variants,
         variant_table=rules.augment.output.table,
         code=get_tuning_code(),
-        **get_weights_input(SimpleNamespace(model=TUNE["model"])),
     output:
         best="results/tune/best.yaml",
         trials="results/tune/trials.csv",
