@@ -325,6 +325,22 @@ def get_tuning_code():
     return _model_code("tune", TUNE["model"])
 
 
+def get_tuning_weights():
+    """The tuned model's weights file; when tune chooses among backbones (tune.space's params.name),
+    timm's weights of every choice (a file of one backbone cannot follow the choice: refused here)."""
+    own = get_weights_input(SimpleNamespace(model=TUNE["model"]))
+    backbones = (TUNE["space"].get("params.name") or {}).get("choices")
+    if not own or not backbones:
+        return own
+    if not WEIGHTS[TUNE["model"]].fetched:
+        raise SettingsError(
+            f"tune.space.params.name: {WEIGHTS[TUNE['model']].setting} is a file, the weights of one "
+            "backbone, so tune cannot choose among backbones with it: set it to timm (each choice's "
+            "weights fetched) or none"
+        )
+    return {f"weights_{n}": str(weights.fetched_path(b)) for n, b in enumerate(backbones)}
+
+
 # ----------------------------------------------------------------------------- tracking
 TRACKING = config["tracking"]
 if TRACKING["mlflow"]:

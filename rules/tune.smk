@@ -4,7 +4,7 @@
 # tune.trials resumes it. Writes the best settings as a config fragment. Never part of 'all'.
 rule tune:
     input:
-        **get_weights_input(SimpleNamespace(model=TUNE["model"])),
+        **get_tuning_weights(),
         clips=rules.cache_audio.output.train,
         noise=rules.cache_audio.output.noise,
         folds=rules.folds.output.folds,

@@ -179,17 +179,25 @@ def test_a_source_that_does_not_exist_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("overlay", ["kaggle-gpu.yaml", "freesound-gpu.yaml", "freesound-2019-gpu.yaml"])
-def test_the_real_competition_config_plans_sixty_gpu_jobs(tmp_path, overlay):
+def test_the_real_competition_config_plans_seventy_gpu_jobs_one_a_pretrained_backbone(tmp_path, overlay):
     """config/kaggle-gpu.yaml (the README's settings for the real competition), freesound-gpu.yaml and
     freesound-2019-gpu.yaml (the same for the two Freesound competitions) make valid DAGs, from the
-    Kaggle download of their competition."""
+    Kaggle download of their competition; each has a pretrained timm backbone beside the six from
+    scratch, whose weights one fetch_weights job saves and every one of its training jobs reads."""
     real = yaml.safe_load((REPO / "config" / overlay).read_text())
     result = snakemake(tmp_path, "--dry-run", "--resources", "gpu=4", config=real)
     assert result.returncode == 0, output_of(result)[-3000:]
     slug = real.get("competition", "tensorflow-speech-recognition-challenge")
     assert f"resources/{slug}/extracted" in output_of(result)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", output_of(result).split("Job stats:")[1], flags=re.M))
-    assert counts["train"] == counts["predict_test"] == "60"  # 5 folds x 6 models x 2 rounds
+    assert counts["train"] == counts["predict_test"] == "70"  # 5 folds x 7 models x 2 rounds
+    pretrained = [m for m, s in real["training"]["models"].items() if s["architecture"] == "timm"]
+    backbone = real["training"]["models"][pretrained[0]]["params"]["name"]
+    fetched = f"resources/weights/timm/{backbone}.safetensors"
+    assert len(pretrained) == 1 and counts["fetch_weights"] == "1"
+    readers = re.findall(rf"rule train:\n\s+input: [^\n]*{re.escape(fetched)}[^\n]*\n[\s\S]*?wildcards: round=\d, "
+                         rf"model=(\w+)", output_of(result))  # fmt: skip
+    assert len(readers) == 10 and set(readers) == set(pretrained)
     assert counts["blend"] == "2" and counts["pseudo_label"] == "1" and counts["download"] == "1"
     assert "score_local" not in counts and "demo_competition" not in counts
 

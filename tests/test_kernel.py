@@ -94,7 +94,7 @@ def test_the_submission_rows_are_each_competitions_format():
 
 
 #: A timm backbone with the SED head (architectures/timm.py), not among config.yaml's models.
-TIMM_SED = {"architecture": "timm", "params": {"name": "test_efficientnet", "head": "sed"}}
+TIMM_SED = {"architecture": "timm", "params": {"name": "test_efficientnet", "head": "sed", "image_size": [64, 128]}}
 
 
 @pytest.mark.parametrize("model", ["lenet", "matchboxnet", "m5", "timm_sed"])

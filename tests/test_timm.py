@@ -14,6 +14,7 @@ import timm
 import torch
 
 from conftest import REPO, SPEECH_BACKBONE, from_backbone, output_of, snakemake
+from test_dag import jobs_planned
 from wavefold.architectures.timm import AttentionPool
 from wavefold.features import FrontEnd
 from wavefold.models import create_model
@@ -196,7 +197,8 @@ def test_a_pretrained_timm_model_fine_tunes_in_the_dag_and_its_weights_file_is_p
     above chance: a model stuck on silence and unknown scores ~0.19). The same file again re-runs
     nothing; the file's content changed under its old time re-trains (its hash, not its time); a file
     of another model is refused when the workflow is parsed, naming the setting; pretrained: timm is
-    fetched by the localrule fetch_weights from timm's cache, offline, and the jobs read that file."""
+    fetched by the localrule fetch_weights from timm's cache, offline, and the jobs read that file; tune
+    choosing among backbones fetches each choice's weights."""
     workdir = from_backbone(speech_backbone, tmp_path / "run")
     weights = workdir / "weights" / "effnet.safetensors"
     weights.parent.mkdir()
@@ -228,7 +230,32 @@ def test_a_pretrained_timm_model_fine_tunes_in_the_dag_and_its_weights_file_is_p
     planned = output_of(snakemake(workdir, CV, "--dry-run", config=from_timm, env=offline))
     fetched = f"resources/weights/timm/{NAME}.safetensors"
     assert "rule fetch_weights:" in planned and re.search(rf"rule train:\n\s+input: [^\n]*{fetched}", planned)
+    # tune choosing among backbones: the weights of each choice fetched (a file, of one backbone, refused)
+    space = {"params.name": {"choices": [NAME, "test_resnet"]}}
+    tuning = {**from_timm, "tune": {"model": "effnet", "space": space}}
+    planned = snakemake(workdir, "tune", "--dry-run", config=tuning)
+    assert jobs_planned(planned) == {"fetch_weights", "tune"} and output_of(planned).count("rule fetch_weights:") == 2
+    refused = snakemake(workdir, "tune", "--dry-run", config={**tuning, "training": with_model()["training"]})
+    assert refused.returncode != 0 and "tune cannot choose among backbones" in output_of(refused)
     result = snakemake(workdir, fetched, config=from_timm, env=offline)
     assert result.returncode == 0, output_of(result)[-3000:]
     saved = safetensors.torch.load_file(workdir / fetched)
     assert saved.keys() == hub_weights.keys() and all(torch.equal(saved[k], hub_weights[k]) for k in saved)
+
+
+def test_image_size_resizes_the_spectrogram_before_the_backbone():
+    """image_size [64, 96]: whatever the mel bins and frames, the backbone sees a 64 x 96 image (its
+    feature map is then 2 x 3 after test_efficientnet's 32x downsampling); without it, the spectrogram's own."""
+    torch.manual_seed(0)
+    seen = []
+    model = create_model("timm", 5, name=NAME, image_size=[64, 96]).eval()
+    model.backbone.register_forward_hook(lambda module, args, output: seen.append((args[0].shape, output.shape)))
+    spectrogram = FrontEnd("logmel")(torch.randn(2, 16000) * 0.1)  # 40 mels x 101 frames
+    assert model(spectrogram).shape == (2, 5)
+    assert tuple(seen[0][0][-2:]) == (64, 96) and tuple(seen[0][1][-2:]) == (2, 3)
+    plain = create_model("timm", 5, name=NAME).eval()
+    plain.backbone.register_forward_hook(lambda module, args, output: seen.append((args[0].shape, output.shape)))
+    plain(spectrogram)
+    assert tuple(seen[1][0][-2:]) == tuple(spectrogram.shape[-2:])
+    with pytest.raises(ValueError, match="image_size"):
+        create_model("timm", 5, name=NAME, image_size=[64])

@@ -38,6 +38,20 @@ def test_a_trial_changes_only_its_settings_and_always_keeps_the_last_epoch():
         tuning.trial_settings({**SETTINGS, "architecture": "matchboxnet"}, {"params.blockz": 3}, epochs=1)
 
 
+def test_a_trial_that_chooses_a_backbone_loads_that_backbones_weights():
+    """tune.space's params.name choosing among timm backbones: each trial loads the weights fetch_weights
+    saved for its own choice (not the model's own backbone's), or random ones; a file, the weights of one
+    backbone, is refused with the fix."""
+    timm = resolved({"architecture": "timm", "params": {"name": "efficientnet_b0",
+                                                        "pretrained": "resources/weights/timm/efficientnet_b0.safetensors"}})  # fmt: skip
+    trial = tuning.trial_settings(timm, {"params.name": "regnety_008"}, epochs=1)
+    assert trial.params == {"name": "regnety_008", "pretrained": "resources/weights/timm/regnety_008.safetensors"}
+    scratch = {**timm, "params": {"name": "efficientnet_b0"}}
+    assert tuning.trial_settings(scratch, {"params.name": "regnety_008"}, epochs=1).params["pretrained"] is None
+    with pytest.raises(tuning.TuneError, match="holds the weights of one backbone.*set pretrained to timm"):
+        tuning.trial_settings({**timm, "params": {"name": "a", "pretrained": "weights/a.pth"}}, {"params.name": "b"}, 1)
+
+
 def test_the_proxy_trains_on_a_share_of_the_training_speakers_and_scores_on_the_whole_fold():
     speakers = pd.Series([f"s{i // 4}" for i in range(80)])  # 20 speakers, 4 clips each
     val = np.arange(60, 80)

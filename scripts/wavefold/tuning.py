@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import weights
 from .errors import ExplainedError
 from .settings.training import TrainSettings, training_problems
 
@@ -117,6 +118,12 @@ def trial_settings(settings: dict, values: dict, epochs: int) -> TrainSettings:
     the last epoch kept (the held-out fold is only scored, never used to choose)."""
     merged = with_values(settings, values)
     merged.update(epochs=epochs, epoch_selection="last", patience=0)
+    if "params.name" in values:  # a choice of backbone: its own pretrained weights (fetched for each choice)
+        try:
+            pretrained = weights.for_backbone(merged["params"].get("pretrained"), values["params.name"], "tune")
+        except ValueError as error:
+            raise TuneError(str(error)) from None
+        merged["params"]["pretrained"] = pretrained
     problems = training_problems(merged, "tune")
     if problems:
         raise TuneError("a trial's settings are invalid:\n  - " + "\n  - ".join(problems))

@@ -57,6 +57,18 @@ def fetched_path(backbone: str) -> Path:
     return FETCHED / f"{backbone}.safetensors"
 
 
+def for_backbone(pretrained: str | None, backbone: str, setting: str) -> str | None:
+    """What a tuning trial of ``backbone`` loads when tune chooses among backbones (tune.space's
+    params.name): timm's weights, fetched for each choice, or random ones. A file holds the weights of
+    one backbone and cannot follow the choice."""
+    if pretrained in (None, "", "none", "timm"):
+        return pretrained
+    if Path(pretrained).parent == FETCHED:
+        return str(fetched_path(backbone))
+    raise ValueError(f"{setting}: {pretrained} holds the weights of one backbone, so tune cannot choose "
+                     f"among backbones with it: set pretrained to timm (each choice's weights fetched) or none")  # fmt: skip
+
+
 def content_hash(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:

@@ -130,10 +130,16 @@ class TimmBackbone(nn.Module):
     input_kind = "logmel"
 
     def __init__(self, n_classes: int, name: str = "efficientnet_b0", pretrained: str | None = None,
-                 drop_path_rate: float = 0.0, head: str = "pool", dropout: float = 0.2):  # fmt: skip
+                 drop_path_rate: float = 0.0, head: str = "pool", dropout: float = 0.2,
+                 image_size: list[int] | None = None):  # fmt: skip
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head: {head!r} is not one of {HEADS}")
+        if image_size is not None and (len(image_size) != 2 or min(image_size) < 8):
+            raise ValueError(f"image_size: {image_size!r} is not [height, width] of at least 8 pixels each")
+        # The spectrogram resized (bilinear) to [mel rows, frames] before the backbone, as BirdCLEF
+        # solutions enlarge it for ImageNet backbones, which downsample 32x: 40 mels would leave 1-2 rows.
+        self.image_size = tuple(image_size) if image_size is not None else None
         self.backbone = backbone(name, pretrained, drop_path_rate)
         channels = self.backbone.num_features
         self.head_kind = head
@@ -144,6 +150,8 @@ class TimmBackbone(nn.Module):
             self.head = nn.Linear(channels, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image_size is not None:
+            x = nn.functional.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
         features = self.backbone(x)
         if features.dim() != 4:
             raise ValueError(f"the backbone gave a {features.dim()}-d output: only CNN-like backbones, whose "
