@@ -113,6 +113,23 @@ def test_the_sed_heads_attention_weighs_frames_into_the_clips_logit():
     assert abs(pool(x).item() - (2.0 + 0.0 - 4.0) / 3) > 1.5
 
 
+@pytest.mark.parametrize("name", ["test_resnet", "test_convnext", "test_nfnet", "test_byobnet", "mobilenetv3_small_050"])
+def test_cnn_families_give_a_logit_per_label_from_their_feature_map(name):
+    """The head sits on timm's feature map (forward_features), whatever the family: MobileNetV3 keeps
+    a conv_head after its pooling, which reads 576 channels where its features have 1024 (taking the
+    backbone's full forward instead fails there); a transformer is refused with a clear error."""
+    torch.manual_seed(0)
+    spectrogram = FrontEnd("logmel")(torch.randn(2, 16000) * 0.1)
+    for head in ("pool", "sed"):
+        assert create_model("timm", 7, name=name, head=head).eval()(spectrogram).shape == (2, 7)
+
+
+def test_a_transformer_backbone_is_refused_with_the_reason():
+    model = create_model("timm", 7, name="test_vit", image_size=[160, 160]).eval()
+    with pytest.raises(ValueError, match="only CNN-like backbones"):
+        model(FrontEnd("logmel")(torch.randn(1, 16000) * 0.1))
+
+
 def test_the_sed_head_gives_a_logit_per_label_for_any_clip_length():
     torch.manual_seed(0)
     model = create_model("timm", 7, name=NAME, head="sed").eval()
@@ -249,13 +266,14 @@ def test_image_size_resizes_the_spectrogram_before_the_backbone():
     torch.manual_seed(0)
     seen = []
     model = create_model("timm", 5, name=NAME, image_size=[64, 96]).eval()
-    model.backbone.register_forward_hook(lambda module, args, output: seen.append((args[0].shape, output.shape)))
+    model.backbone.conv_stem.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    model.backbone.bn2.register_forward_hook(lambda module, args, output: seen.append(output.shape))
     spectrogram = FrontEnd("logmel")(torch.randn(2, 16000) * 0.1)  # 40 mels x 101 frames
     assert model(spectrogram).shape == (2, 5)
-    assert tuple(seen[0][0][-2:]) == (64, 96) and tuple(seen[0][1][-2:]) == (2, 3)
+    assert tuple(seen[0][-2:]) == (64, 96) and tuple(seen[1][-2:]) == (2, 3)
     plain = create_model("timm", 5, name=NAME).eval()
-    plain.backbone.register_forward_hook(lambda module, args, output: seen.append((args[0].shape, output.shape)))
+    plain.backbone.conv_stem.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
     plain(spectrogram)
-    assert tuple(seen[1][0][-2:]) == tuple(spectrogram.shape[-2:])
+    assert tuple(seen[2][-2:]) == tuple(spectrogram.shape[-2:])
     with pytest.raises(ValueError, match="image_size"):
         create_model("timm", 5, name=NAME, image_size=[64])

@@ -152,7 +152,7 @@ class TimmBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.image_size is not None:
             x = nn.functional.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
-        features = self.backbone(x)
+        features = self.backbone.forward_features(x)  # before any layer of timm's head (MobileNetV3's conv_head)
         if features.dim() != 4:
             raise ValueError(f"the backbone gave a {features.dim()}-d output: only CNN-like backbones, whose "
                              f"features are (batch, channels, frequency, time), are supported")  # fmt: skip
