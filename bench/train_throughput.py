@@ -3,7 +3,8 @@
 
 For each architecture: a few hundred training steps on the cached demo audio exactly as the train
 rule runs them (background gather from the memory-mapped cache, augmentation, features and model
-on the device). Two timings per architecture, in the same run:
+on the device, AMP and channels-last on CUDA), timed by bench/gpu_throughput.py's measure_training;
+that script does the same without a workflow run, on synthetic audio, with memory and inference. Two timings per architecture, in the same run:
   input     the time the training loop waits for the next batch from the prefetcher
   step      the whole step: wait + transfer + augmentation + features + forward + backward
 Target: input < 10% of step time for every architecture. On a GPU machine the same script prints
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,57 +26,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
+from gpu_throughput import measure_training  # noqa: E402  (this folder: the same step, timed alike)
 from wavefold import competitions  # noqa: E402
-from wavefold.augment import AugmentSettings, augment_waveforms, spec_augment  # noqa: E402
 from wavefold.devices import pick_device  # noqa: E402
-from wavefold.features import int16_to_float  # noqa: E402
-from wavefold.models import REGISTRY, parameter_count  # noqa: E402
-from wavefold.training.batches import Prefetcher, gather  # noqa: E402
-from wavefold.training.classifier import Classifier  # noqa: E402
-from wavefold.training.data import FoldData, epoch_plan, load_fold  # noqa: E402
+from wavefold.models import REGISTRY  # noqa: E402
+from wavefold.training.data import FoldData, load_fold  # noqa: E402
 from wavefold.settings.training import TrainSettings  # noqa: E402
 
 
 def measure(name: str, data: FoldData, device: torch.device, steps: int, batch_size: int) -> dict:
-    settings = TrainSettings(architecture=name, batch_size=batch_size)
-    model = Classifier(settings, 12).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    augment = AugmentSettings()
-    generator = torch.Generator(device=device).manual_seed(0)
-    rng = np.random.default_rng(0)
-    source, start, target = epoch_plan(data, settings, rng)
-    reps = int(np.ceil((steps + 3) * batch_size / len(source)))
-    source, start, target = (np.tile(a, reps) for a in (source, start, target))
-    gain = np.ones(len(source))
-    noise = torch.from_numpy(data.noise.astype(np.float32) / 32768).to(device)
-
-    def make_batch(i):
-        part = slice(i * batch_size, (i + 1) * batch_size)
-        return gather(data.clips, data.noise, source[part], start[part], gain[part], data.samples)
-
-    cuda = device.type == "cuda"
-    waited = stepped = 0.0
-    batches = iter(Prefetcher(make_batch, steps + 3, pin=cuda))
-    model.train()
-    for i in range(steps + 3):
-        began = time.perf_counter()
-        batch = next(batches)
-        got = time.perf_counter()
-        wave = augment_waveforms(int16_to_float(batch.to(device, non_blocking=True)), noise, augment, 16000, generator)
-        labels = torch.from_numpy(target[i * batch_size : (i + 1) * batch_size]).to(device)
-        with torch.autocast(device.type, enabled=cuda):
-            logits = model.net(spec_augment(model.front(wave), augment, generator))
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= 3:  # the first steps warm up allocators and kernels
-            waited += got - began
-            stepped += time.perf_counter() - began
-    return {"architecture": name, "parameters": parameter_count(model.net), "clips/s": steps * batch_size / stepped,
-            "input share": waited / stepped}  # fmt: skip
+    """gpu_throughput's timing of the train rule's step, on the demo's cache."""
+    result = measure_training(TrainSettings(architecture=name, batch_size=batch_size), data, device, steps)
+    return {"architecture": name, "parameters": result["parameters"], "clips/s": result["train clips/s"],
+            "input share": result["input share"]}  # fmt: skip
 
 
 def main() -> None:

@@ -45,6 +45,21 @@ def test_train_throughput_times_the_real_training_step(speech_run):
     assert set(rows) == {"lenet", "matchboxnet"}, output
 
 
+def test_gpu_throughput_runs_alone_on_synthetic_audio_for_every_architecture_and_a_timm_backbone():
+    """No workflow run, no snakemake, a plain Python: every architecture of the registry and the named
+    timm backbone get a row with a throughput in training and in inference, lenet's ratios 1."""
+    from wavefold.models import REGISTRY
+
+    output = bench("gpu_throughput.py", "--clips", "48", "--batch-size", "8", "--steps", "1", "--timm", "test_efficientnet",
+                   "--device", "cpu")  # fmt: skip
+    names = [*(sorted(REGISTRY.keys() - {"timm"})), "timm:test_efficientnet"]
+    rows = rows_of(output, names)
+    assert set(rows) == set(names) and "48 synthetic 1-s clips" in output, output
+    for name, row in rows.items():  # parameters, train clips/s, input share, peak MiB, infer clips/s, ratios
+        assert float(row[2].replace(",", "")) > 0 and float(row[5].replace(",", "")) > 0, row
+    assert rows["lenet"][-2:] == ["1.00", "1.00"]
+
+
 @pytest.mark.dag
 def test_cv_per_model_reads_a_finished_run(speech_run):
     """--reuse: one row per model (named as in config/config.yaml), lenet the baseline, its CV the run's."""
