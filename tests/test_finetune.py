@@ -126,3 +126,32 @@ def test_a_freeze_as_long_as_the_training_is_refused_with_the_fix():
     assert problems == ["training.models.x.freeze_epochs: 4 freezes the backbone for all 4 epochs, so it "
                         "would never learn: set it below epochs"]  # fmt: skip
     assert training_problems({"architecture": "timm", "epochs": 4, "freeze_epochs": 3}, "training.models.x") == []
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_fine_tuned_timm_job_killed_after_its_frozen_epoch_resumes_to_the_same_weights(task, tmp_path):
+    """Everything at once on a timm backbone: a frozen first epoch, its own rate, accumulation, EMA and
+    mixup. Killed once its first epoch's checkpoint is written and started again, the job resumes there
+    (the frozen epoch is not trained again, the thaw comes on time) and ends with the uninterrupted
+    job's weights, to the bit; its curve has each epoch once."""
+    settings = replace(TIMM, epochs=3, freeze_epochs=1, backbone_lr_ratio=0.3, accumulate=2, ema_decay=0.9,
+                       augment={"mixup_alpha": 0.4})  # fmt: skip
+    whole = job_paths(tmp_path / "whole")
+    loop.train_fold(task.fold(0), settings, SEED, whole, CPU, 0, identity="job")
+
+    def kill_after_first(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    paths = job_paths(tmp_path / "killed")
+    with pytest.raises(Killed):
+        loop.train_fold(task.fold(0), settings, SEED, paths, CPU, 0, identity="job", on_epoch=kill_after_first)
+    assert paths.checkpoint.exists() and not paths.model.exists()
+    epochs = []
+    loop.train_fold(task.fold(0), settings, SEED, paths, CPU, 0, identity="job", on_epoch=lambda r: epochs.append(r["epoch"]))
+    assert epochs == [1, 2, 3]  # the resumed checkpoint's row first, then the two epochs left
+    resumed, uninterrupted = (classifier.load(p.model, CPU)[0].state_dict() for p in (paths, whole))
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
