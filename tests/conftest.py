@@ -211,17 +211,49 @@ def _checkout_state() -> dict[str, tuple[int, int]]:
     return state
 
 
+def _is_worker(config) -> bool:
+    """An xdist worker (./wavefold test runs two); the controller, or a plain pytest, is not."""
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionstart(session):
     session.config._wavefold_checkout = _checkout_state()
+    if _is_worker(session.config):
+        return  # the machine-wide SLURM files are the controller's to restore, once
     from slurm_cluster import restore_after_a_killed_run
 
     for what in restore_after_a_killed_run():  # else every snakemake call of the session waits ~9 s
         session.config.get_terminal_writer().line(f"wavefold tests: {what}", yellow=True)
 
 
+#: What a session makes once and many tests share (:func:`speech_run`, its backbone, the tiny demo's
+#: zip). With ./wavefold test's two xdist workers (--dist loadgroup), the tests that use one of them
+#: form one group, run by one worker, so that no worker makes its own; so do the tests of a module
+#: that runs the workflow (its module-scoped run), and the SLURM tests (one machine-wide cluster).
+SHARED = {"speech_run": "speech-run", "speech_backbone": "speech-backbone", "tiny_extracted": "tiny-demo",
+          "tiny_demo": "tiny-demo"}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = [SHARED[name] for name in SHARED if name in getattr(item, "fixturenames", ())]
+        if item.module.__name__.startswith("test_slurm"):
+            group = "speech-run"
+        elif used:
+            group = used[0]  # the first in SHARED's order: a test of the run is in the run's group
+        elif item.get_closest_marker("dag"):
+            group = item.module.__name__
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """No test writes inside the checkout: every file there as the session found it, and no new one
-    (a test that edits a module edits the session's workflow copy; outputs go to temporary folders)."""
+    (a test that edits a module edits the session's workflow copy; outputs go to temporary folders).
+    Checked by the controller, once every worker has finished."""
+    if _is_worker(session.config):
+        return
     before, after = session.config._wavefold_checkout, _checkout_state()
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if changed:
