@@ -14,12 +14,10 @@ What is shared, and why it is safe to share:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -213,82 +211,17 @@ def _checkout_state() -> dict[str, tuple[int, int]]:
     return state
 
 
-def _is_worker(config) -> bool:
-    """An xdist worker (./wavefold test runs two); the controller, or a plain pytest, is not."""
-    return hasattr(config, "workerinput")
-
-
 def pytest_sessionstart(session):
     session.config._wavefold_checkout = _checkout_state()
-    if _is_worker(session.config):
-        return  # the machine-wide SLURM files are the controller's to restore, once
     from slurm_cluster import restore_after_a_killed_run
 
     for what in restore_after_a_killed_run():  # else every snakemake call of the session waits ~9 s
         session.config.get_terminal_writer().line(f"wavefold tests: {what}", yellow=True)
 
 
-#: What a session makes once and many tests share (:func:`speech_run`, its backbone, the tiny demo's
-#: zip). With ./wavefold test's two xdist workers, the tests that use one of them form one group, run
-#: by one worker, so that no worker makes its own; so do the tests of a module that runs the workflow
-#: (its module-scoped run), and the SLURM tests (one machine-wide cluster). Other tests go to
-#: whichever worker is free.
-SHARED = {"speech_run": "speech-run", "speech_backbone": "speech-backbone", "tiny_extracted": "tiny-demo",
-          "tiny_demo": "tiny-demo"}  # fmt: skip
-#: Where the workers leave each test's group for the controller's scheduler (:class:`SharedRunGroups`).
-GROUPS_FILE = "WAVEFOLD_TEST_GROUPS"
-
-
-def group_of(item) -> str | None:
-    used = [SHARED[name] for name in SHARED if name in getattr(item, "fixturenames", ())]
-    if item.module.__name__.startswith("test_slurm"):
-        return "speech-run"
-    if used:
-        return used[0]  # the first in SHARED's order: a test of the run is in the run's group
-    return item.module.__name__ if item.get_closest_marker("dag") else None
-
-
-def pytest_configure(config):
-    if not _is_worker(config) and getattr(config.option, "numprocesses", None):
-        handle, path = tempfile.mkstemp(prefix="wavefold-test-groups-", suffix=".json")
-        os.close(handle)
-        os.environ[GROUPS_FILE] = path  # the workers, started after this, inherit it
-
-
-def pytest_collection_modifyitems(config, items):
-    """In a worker: every test's group, written for the controller (each worker collects the same)."""
-    if _is_worker(config) and os.environ.get(GROUPS_FILE):
-        groups = {item.nodeid: group for item in items if (group := group_of(item))}
-        partial = Path(f"{os.environ[GROUPS_FILE]}.{os.getpid()}")
-        partial.write_text(json.dumps(groups))
-        os.replace(partial, os.environ[GROUPS_FILE])
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """xdist's scope scheduling with our groups as the scopes. (Its own ``loadgroup`` renames each
-    test's id, which pytest 9 no longer lets a plugin do: the groups would be silently ignored.)"""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedRunGroups(LoadScopeScheduling):
-        groups: dict[str, str] = {}
-
-        def _split_scope(self, nodeid: str) -> str:
-            if not self.groups:  # read once every worker has collected (scheduling starts after that)
-                type(self).groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text() or "{}")
-            return self.groups.get(nodeid, nodeid)
-
-    return SharedRunGroups(config, log)
-
-
 def pytest_sessionfinish(session, exitstatus):
     """No test writes inside the checkout: every file there as the session found it, and no new one
-    (a test that edits a module edits the session's workflow copy; outputs go to temporary folders).
-    Checked by the controller, once every worker has finished."""
-    if _is_worker(session.config):
-        return
-    if os.environ.get(GROUPS_FILE):
-        Path(os.environ[GROUPS_FILE]).unlink(missing_ok=True)
+    (a test that edits a module edits the session's workflow copy; outputs go to temporary folders)."""
     before, after = session.config._wavefold_checkout, _checkout_state()
     changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
     if changed:
