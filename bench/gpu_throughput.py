@@ -4,7 +4,7 @@ channels-last (the train rule's step), the input pipeline's share of a step, pea
 inference clips/s, for the six architectures and one timm backbone.
 
     python3 bench/gpu_throughput.py [--device auto] [--timm efficientnet_b0] [--clips 8192]
-                                    [--batch-size 256] [--steps 40]
+                                    [--batch-size 256] [--steps 40] [--architectures a b ...]
 
 No snakemake, no workflow run, no download: the audio is synthetic 16-bit tone bursts in noise, made
 in memory and written to a memory-mapped .npy in a temporary folder, read back as the training cache
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--architectures", nargs="*", default=sorted(REGISTRY), help="default: all (timm: --timm's)")
     parser.add_argument("--timm", default="efficientnet_b0", help="the timm backbone measured beside the six")
     parser.add_argument("--timm-mels", type=int, default=64)
     parser.add_argument("--timm-image-size", type=int, nargs=2, default=[128, 128])
@@ -148,7 +149,7 @@ def main() -> None:
     rows = {}
     with tempfile.TemporaryDirectory(prefix="wavefold-gpu-bench-") as folder:
         data = synthetic_fold(Path(folder), args.clips)
-        for architecture in sorted(REGISTRY):
+        for architecture in args.architectures:
             settings = settings_of(architecture, args)
             name = f"timm:{args.timm}" if architecture == "timm" else architecture
             result = measure_training(settings, data, device, args.steps)
