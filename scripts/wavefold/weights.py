@@ -109,10 +109,10 @@ def fit(path: Path, backbone: str) -> str:
     if memo.is_file():
         return memo.read_text()
     code = (f"import sys; sys.path.insert(0, {str(SCRIPTS)!r})\n"
-            f"try:\n    from wavefold.architectures.timm import load_check\n"
+            f"try:\n    import timm, torch\n    from wavefold.architectures.timm import load_check\n"
             f"except ImportError:\n    sys.exit({NO_TORCH})\n"
             f"print(load_check({str(path)!r}, {backbone!r}), end='')")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     if done.returncode == NO_TORCH:
         print(f"wavefold: {path} not checked against {backbone} (no torch or timm where the workflow is "
               f"parsed): its training jobs will say if it does not fit", file=sys.stderr)  # fmt: skip
