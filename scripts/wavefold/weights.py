@@ -122,3 +122,20 @@ def fit(path: Path, backbone: str) -> str:
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo.write_text(done.stdout)
     return done.stdout
+
+
+def fetch(name: str, path: Path) -> dict:
+    """timm's own weights for ``name`` (downloaded, or from the Hugging Face cache) saved as a
+    .safetensors state dict, whole (three channels, classifier): what the timm architecture loads
+    from a file (rule fetch_weights; here, not in architectures/timm.py, so that editing the
+    architecture does not fetch the weights again). Returns where they came from (timm's pretrained
+    config), for the log."""
+    import safetensors.torch  # here: the parse imports this module, and must not import torch
+    import timm
+
+    model = timm.create_model(name, pretrained=True)
+    state = {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file(state, str(path), metadata={"timm_model": name, "timm_version": timm.__version__})
+    config = model.pretrained_cfg
+    return {key: config.get(key) for key in ("hf_hub_id", "tag", "license", "url") if config.get(key)}

@@ -67,21 +67,6 @@ def wavefold_backbone(path: Path, name: str) -> dict[str, torch.Tensor] | None:
     return {k.removeprefix(SAVED_BACKBONE): v for k, v in saved["state_dict"].items() if k.startswith(SAVED_BACKBONE)}
 
 
-def save_pretrained(name: str, path: Path) -> dict:
-    """timm's own weights for ``name`` (downloaded, or from the Hugging Face cache) saved as a
-    .safetensors state dict, whole (three channels, classifier): what :func:`backbone` loads from a
-    file. Returns where they came from (timm's pretrained config) for the log."""
-    import safetensors.torch
-    import timm
-
-    model = timm.create_model(name, pretrained=True)
-    state = {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(state, str(path), metadata={"timm_model": name, "timm_version": timm.__version__})
-    config = model.pretrained_cfg
-    return {key: config.get(key) for key in ("hf_hub_id", "tag", "license", "url") if config.get(key)}
-
-
 def load_check(path: str, name: str) -> str:
     """Why the weights file does not load into backbone ``name`` ('' if it does): the parse-time check
     (:func:`wavefold.weights.fit` runs it in a Python of its own)."""
