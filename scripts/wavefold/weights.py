@@ -22,10 +22,12 @@ import hashlib
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+NONE = (None, "", "none")  # what asks for random weights
 FETCHED = Path("resources/weights/timm")
 CHECKED = Path("resources/weights/checked")
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -45,7 +47,7 @@ def of_model(settings: dict, setting: str) -> Weights | None:
     """The weights a model's settings ask for (None: random weights); ``setting`` names where."""
     params = settings.get("params") or {}
     pretrained = params.get("pretrained")
-    if pretrained in (None, "", "none"):
+    if pretrained in NONE:
         return None
     backbone = str(params.get("name", ""))
     if pretrained == "timm":
@@ -61,7 +63,7 @@ def for_backbone(pretrained: str | None, backbone: str, setting: str) -> str | N
     """What a tuning trial of ``backbone`` loads when tune chooses among backbones (tune.space's
     params.name): timm's weights, fetched for each choice, or random ones. A file holds the weights of
     one backbone and cannot follow the choice."""
-    if pretrained in (None, "", "none", "timm"):
+    if pretrained in (*NONE, "timm"):
         return pretrained
     if Path(pretrained).parent == FETCHED:
         return str(fetched_path(backbone))
@@ -70,11 +72,15 @@ def for_backbone(pretrained: str | None, backbone: str, setting: str) -> str | N
 
 
 def content_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
+    """The file's sha256, read once per parse (the fit check's memo and the jobs' param both use it)."""
+    info = Path(path).stat()
+    return _sha256(str(path), info.st_size, info.st_mtime_ns)
+
+
+@lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def problems(weights: Weights) -> list[str]:

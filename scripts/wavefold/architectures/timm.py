@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..weights import SUFFIXES
+from ..weights import NONE, SUFFIXES
 from . import register
 
 HEADS = ("pool", "sed")
@@ -37,7 +37,7 @@ def backbone(name: str, pretrained: str | None = None, drop_path_rate: float = 0
     import timm  # here: it takes seconds to import, and every training job imports every architecture
 
     build = {"in_chans": 1, "num_classes": 0, "global_pool": "", "drop_path_rate": drop_path_rate}
-    if pretrained in (None, "", "none"):
+    if pretrained in NONE:
         return timm.create_model(name, pretrained=False, **build)
     if pretrained == "timm":
         return timm.create_model(name, pretrained=True, **build)
